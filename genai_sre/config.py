@@ -1,0 +1,248 @@
+"""The sidecar's configuration: one YAML file, every key documented in `configs/sidecar.yaml`.
+
+`load_config(path)` substitutes `${VAR:-default}`, validates and returns a
+frozen `Config`; every error names the file, the line and the key. Secrets
+(admin token, receiver keys, upstream credentials for probes) come only from
+environment variables whose *names* the config holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from genai_sre.errors import ConfigError
+from genai_sre.schema import build, load_document
+
+__all__ = [
+    "AdminConfig",
+    "AlertingSettings",
+    "Config",
+    "DetectorConfig",
+    "IncidentsSettings",
+    "LabelsConfig",
+    "LoggingConfig",
+    "OTLPConfig",
+    "PipelineConfig",
+    "ProxyConfig",
+    "SLOSettings",
+    "StorageConfig",
+    "TelemetryConfig",
+    "UpstreamConfig",
+    "load_config",
+]
+
+Provider = Literal["auto", "openai", "azure", "anthropic", "vllm", "llamacpp"]
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    name: str
+    url: str
+    provider: Provider = "auto"
+    path_prefixes: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 300.0
+    total_timeout_s: float | None = None
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"upstream {self.name!r}: url must be http(s)://host[:port][/base], got {self.url!r}")
+        for prefix in self.path_prefixes:
+            if not prefix.startswith("/"):
+                raise ValueError(f"upstream {self.name!r}: path prefix {prefix!r} must start with '/'")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    host: str = "127.0.0.1"
+    port: int = 8788
+    max_body_bytes: int = 10 * 1024 * 1024
+    capture_limit_bytes: int = 1024 * 1024
+    shutdown_grace_s: float = 30.0
+    request_id_header: str = "x-request-id"
+    guard: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    host: str = "127.0.0.1"
+    port: int = 9464
+    token_env: str = "GENAI_SRE_ADMIN_TOKEN"
+    read_token_env: str = "GENAI_SRE_ADMIN_READ_TOKEN"
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """Bounded label values: anything not on an allow-list is exported as `other`."""
+
+    routes: tuple[str, ...] = (
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/embeddings",
+        "/v1/messages",
+        "/v1/completions",
+    )
+    models: tuple[str, ...] = ()
+    tenant_header: str = "x-tenant"
+    app_header: str = "x-app"
+    tenants: tuple[str, ...] = ()
+    apps: tuple[str, ...] = ()
+    group_headers: Mapping[str, str] = field(default_factory=dict)
+    group_metadata: tuple[str, ...] = ()
+    group_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    model_version_header: str = "x-model-version"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    queue_size: int = 10000
+    workers: int = 1
+    cpu_budget: float = 0.5
+    detector_timeout_s: float = 5.0
+    failure_log_interval_s: float = 60.0
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sample_rate: float = 1.0
+    timeout_s: float | None = None
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample_rate <= 1.0:
+            raise ValueError(f"detector {self.name!r}: sample_rate must be within [0, 1]")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = ".genai-sre"
+    store_samples: bool = False
+    sample_rate: float = 0.1
+    retention_days: float = 7.0
+    max_samples: int = 100000
+
+
+@dataclass(frozen=True)
+class SLOSettings:
+    file: str | None = "slos.yaml"
+    evaluate: Literal["inprocess", "prometheus"] = "inprocess"
+    snapshot_interval_s: float = 10.0
+    evaluation_interval_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class AlertingSettings:
+    file: str | None = "alerting.yaml"
+
+
+@dataclass(frozen=True)
+class IncidentsSettings:
+    role: Literal["primary", "secondary", "off"] = "primary"
+
+
+@dataclass(frozen=True)
+class OTLPConfig:
+    enabled: bool = False
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    service_name: str | None = None
+    capture_content: bool = False
+    export_metrics: bool = True
+    max_queue_size: int = 2048
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    otlp: OTLPConfig = field(default_factory=OTLPConfig)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+@dataclass(frozen=True)
+class Config:
+    version: Literal["genai-sre/v1"] = "genai-sre/v1"
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    detectors: tuple[DetectorConfig, ...] = ()
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    slo: SLOSettings = field(default_factory=SLOSettings)
+    alerting: AlertingSettings = field(default_factory=AlertingSettings)
+    incidents: IncidentsSettings = field(default_factory=IncidentsSettings)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    probes: str | None = None
+    base_dir: str = "."
+
+    def __post_init__(self) -> None:
+        names = [u.name for u in self.upstreams]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"upstream names must be unique, repeated: {', '.join(dupes)}")
+        dnames = [d.name for d in self.detectors]
+        ddupes = sorted({n for n in dnames if dnames.count(n) > 1})
+        if ddupes:
+            raise ValueError(f"detector names must be unique, repeated: {', '.join(ddupes)}")
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config file, relative to the file's folder."""
+        p = Path(relative)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Load, substitute and validate a config file (or the defaults when `path` is None)."""
+    if path is None:
+        data: dict[str, Any] = {}
+        doc = load_document("{}", "<defaults>", environ)
+        base = "."
+    else:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}") from exc
+        doc = load_document(text, str(p), environ)
+        if not isinstance(doc.data, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        data = dict(doc.data)
+        base = str(p.resolve().parent)
+    data["base_dir"] = base
+    config = build(Config, data, doc)
+    return apply_overrides(config, **overrides) if overrides else config
+
+
+def apply_overrides(config: Config, *, upstream: str | None = None, host: str | None = None, port: int | None = None) -> Config:
+    """Command-line flags override the file: `--upstream`, `--host`, `--port`."""
+    from dataclasses import replace
+
+    if upstream:
+        first = config.upstreams[0] if config.upstreams else None
+        try:
+            up = replace(first, url=upstream) if first else UpstreamConfig(name="default", url=upstream)
+        except ValueError as exc:
+            raise ConfigError(f"--upstream: {exc}") from exc
+        config = replace(config, upstreams=(up, *config.upstreams[1:]))
+    if host or port:
+        config = replace(config, proxy=replace(config.proxy, host=host or config.proxy.host, port=port or config.proxy.port))
+    return config

@@ -1,0 +1,1 @@
+"""Detector interface, registry and runner."""

@@ -1,0 +1,47 @@
+"""The one exception tree of genai-sre.
+
+```
+GenAISREError
+ ├── ConfigError            bad configuration: names the file, key and line
+ │    └── PluginLoadError   a detector/receiver that cannot be found or built
+ ├── DatasetError           an evaluation dataset that does not follow the contract
+ ├── StorageError           the SQLite store cannot be opened or migrated
+ └── DeliveryError          an alert receiver refused or could not be reached
+```
+
+Configuration and plugin problems fail fast at startup. On the request and
+worker paths nothing raises to the client: failures are caught at the isolation
+boundaries (detector runner, exporters, receivers), logged and counted.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DatasetError", "DeliveryError", "GenAISREError", "PluginLoadError", "StorageError"]
+
+
+class GenAISREError(Exception):
+    """Base class of every error genai-sre raises on purpose."""
+
+
+class ConfigError(GenAISREError):
+    """A configuration file or value is wrong. The message names where."""
+
+
+class PluginLoadError(ConfigError):
+    """A configured plugin cannot be imported or built."""
+
+
+class DatasetError(GenAISREError):
+    """An evaluation dataset does not follow the JSONL contract."""
+
+
+class StorageError(GenAISREError):
+    """The data directory or its SQLite database cannot be used."""
+
+
+class DeliveryError(GenAISREError):
+    """An alert could not be delivered to a receiver."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -1,0 +1,176 @@
+"""Every metric genai-sre exports, defined once.
+
+`METRICS` is the single table of names, types, units, labels and buckets. The
+Prometheus instruments (`Metrics`) and the OpenTelemetry instruments are both
+built from it, so `/metrics` and OTLP never disagree, and `docs/metrics.md` is
+checked against it by a test.
+
+Names: the OpenTelemetry GenAI metrics keep their semantic-convention names in
+OTLP and take the Prometheus form (dots to underscores, unit suffix) on
+`/metrics`; ours start with `genai_sre_`. Label values are bounded: routes,
+models, tenants and group values outside the configured allow-lists become
+`other`, and no label ever carries free text or a user id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["METRICS", "MetricSpec", "Metrics", "spec"]
+
+Kind = Literal["counter", "histogram", "gauge"]
+
+# OpenTelemetry GenAI advisory buckets.
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.0, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 2.5, 5.0, 7.5, 10.0)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+OVERHEAD_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1)
+SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+FAST_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric. `name` is the Prometheus name without `_total`; `otel_name` the OTLP name."""
+
+    name: str
+    kind: Kind
+    description: str
+    labels: tuple[str, ...] = ()
+    unit: str = ""
+    buckets: tuple[float, ...] = ()
+    otel_name: str | None = None
+
+    @property
+    def exposed_name(self) -> str:
+        return f"{self.name}_total" if self.kind == "counter" else self.name
+
+
+_OP = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+
+METRICS: tuple[MetricSpec, ...] = (
+    # --- the request path (inline, O(1) per request) --------------------------------------------
+    MetricSpec(
+        "genai_sre_requests", "counter", "Requests forwarded, by upstream, route, model and status class.",
+        ("upstream", "route", "model", "status_class"),
+    ),
+    MetricSpec(
+        "genai_sre_upstream_errors", "counter", "Requests that failed at the transport (timeout, connect, cut).",
+        ("upstream", "route", "error_type"),
+    ),
+    MetricSpec(
+        "genai_sre_proxy_overhead_seconds", "histogram",
+        "Time the sidecar itself adds to a request: before the upstream call plus after its response headers.",
+        ("upstream", "route"), "s", OVERHEAD_BUCKETS,
+    ),
+    MetricSpec(
+        "genai_sre_in_flight_requests", "gauge", "Requests being forwarded now.", ("upstream",),
+    ),
+    MetricSpec(
+        "genai_sre_slo_events", "counter",
+        "SLI events: one per exchange (or time slice) an SLO counts, good or bad. The input of every SLO rule.",
+        ("slo", "outcome"),
+    ),
+    MetricSpec(
+        "gen_ai_server_request_duration_seconds", "histogram",
+        "Time from request received to last byte of the response (gen_ai.server.request.duration).",
+        (*_OP, "error_type"), "s", DURATION_BUCKETS, "gen_ai.server.request.duration",
+    ),
+    MetricSpec(
+        "gen_ai_server_time_to_first_token_seconds", "histogram",
+        "Time from request received to the first content token (gen_ai.server.time_to_first_token).",
+        _OP, "s", TTFT_BUCKETS, "gen_ai.server.time_to_first_token",
+    ),
+    MetricSpec(
+        "gen_ai_server_time_per_output_token_seconds", "histogram",
+        "(duration - TTFT) / (output tokens - 1) (gen_ai.server.time_per_output_token).",
+        _OP, "s", TPOT_BUCKETS, "gen_ai.server.time_per_output_token",
+    ),
+    MetricSpec(
+        "gen_ai_client_token_usage", "histogram", "Tokens per request, by type input/output (gen_ai.client.token.usage).",
+        (*_OP, "gen_ai_token_type"), "{token}", TOKEN_BUCKETS, "gen_ai.client.token.usage",
+    ),
+    # --- the pipeline --------------------------------------------------------------------------
+    MetricSpec("genai_sre_pipeline_captures", "counter", "Captures offered to the pipeline queue."),
+    MetricSpec(
+        "genai_sre_pipeline_dropped", "counter", "Captures dropped before scoring, by reason (queue_full, parse_error).",
+        ("reason",),
+    ),
+    MetricSpec("genai_sre_pipeline_queue_depth", "gauge", "Captures waiting in the pipeline queue."),
+    MetricSpec(
+        "genai_sre_pipeline_processing_seconds", "histogram", "Time to parse and score one exchange.", (), "s",
+        FAST_BUCKETS,
+    ),
+    MetricSpec(
+        "genai_sre_detector_runs", "counter",
+        "Detector runs by outcome: scored, failed, timeout, sampled_out, over_budget.", ("detector", "outcome"),
+    ),
+    MetricSpec(
+        "genai_sre_detector_scored_ratio", "gauge", "Share of exchanges each detector actually scored (recent window).",
+        ("detector",),
+    ),
+    MetricSpec(
+        "genai_sre_detector_duration_seconds", "histogram", "Time a detector took per exchange.", ("detector",), "s",
+        FAST_BUCKETS,
+    ),
+    MetricSpec(
+        "genai_sre_evaluation_score", "histogram",
+        "Detector scores in [0, 1] (gen_ai.evaluation.result score values).",
+        ("detector", "gen_ai_evaluation_name", "route", "model"), "", SCORE_BUCKETS,
+    ),
+    MetricSpec(
+        "genai_sre_findings", "counter", "Findings by detector, evaluation name and label.",
+        ("detector", "gen_ai_evaluation_name", "label", "route", "model"),
+    ),
+    MetricSpec(
+        "genai_sre_stored_samples", "counter", "Exchanges written to the evidence store (redacted)."
+    ),
+)
+
+_BY_NAME = {m.name: m for m in METRICS}
+
+
+def spec(name: str) -> MetricSpec:
+    return _BY_NAME[name]
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status <= 599 else "error"
+
+
+class Metrics:
+    """The Prometheus instruments of `METRICS`, on an explicit registry (never the global one)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, specs: Sequence[MetricSpec] = METRICS) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._instruments: dict[str, Counter | Histogram | Gauge] = {}
+        for s in specs:
+            name = s.name[:-6] if s.kind == "counter" and s.name.endswith("_total") else s.name
+            if s.kind == "counter":
+                self._instruments[s.name] = Counter(name, s.description, s.labels, registry=self.registry)
+            elif s.kind == "histogram":
+                self._instruments[s.name] = Histogram(
+                    name, s.description, s.labels, registry=self.registry, buckets=s.buckets or Histogram.DEFAULT_BUCKETS
+                )
+            else:
+                self._instruments[s.name] = Gauge(name, s.description, s.labels, registry=self.registry)
+
+    def counter(self, name: str) -> Counter:
+        inst = self._instruments[name]
+        assert isinstance(inst, Counter)
+        return inst
+
+    def histogram(self, name: str) -> Histogram:
+        inst = self._instruments[name]
+        assert isinstance(inst, Histogram)
+        return inst
+
+    def gauge(self, name: str) -> Gauge:
+        inst = self._instruments[name]
+        assert isinstance(inst, Gauge)
+        return inst
