@@ -119,6 +119,7 @@ class DetectorConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     sample_rate: float = 1.0
     timeout_s: float | None = None
+    cpu_budget: float | None = None
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -232,7 +233,9 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     return apply_overrides(config, **overrides) if overrides else config
 
 
-def apply_overrides(config: Config, *, upstream: str | None = None, host: str | None = None, port: int | None = None) -> Config:
+def apply_overrides(
+    config: Config, *, upstream: str | None = None, host: str | None = None, port: int | None = None
+) -> Config:
     """Command-line flags override the file: `--upstream`, `--host`, `--port`."""
     from dataclasses import replace
 
@@ -244,5 +247,7 @@ def apply_overrides(config: Config, *, upstream: str | None = None, host: str | 
             raise ConfigError(f"--upstream: {exc}") from exc
         config = replace(config, upstreams=(up, *config.upstreams[1:]))
     if host or port:
-        config = replace(config, proxy=replace(config.proxy, host=host or config.proxy.host, port=port or config.proxy.port))
+        config = replace(
+            config, proxy=replace(config.proxy, host=host or config.proxy.host, port=port or config.proxy.port)
+        )
     return config

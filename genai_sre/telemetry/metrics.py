@@ -56,80 +56,125 @@ _OP = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
 METRICS: tuple[MetricSpec, ...] = (
     # --- the request path (inline, O(1) per request) --------------------------------------------
     MetricSpec(
-        "genai_sre_requests", "counter", "Requests forwarded, by upstream, route, model and status class.",
+        "genai_sre_requests",
+        "counter",
+        "Requests forwarded, by upstream, route, model and status class.",
         ("upstream", "route", "model", "status_class"),
     ),
     MetricSpec(
-        "genai_sre_upstream_errors", "counter", "Requests that failed at the transport (timeout, connect, cut).",
+        "genai_sre_upstream_errors",
+        "counter",
+        "Requests that failed at the transport (timeout, connect, cut).",
         ("upstream", "route", "error_type"),
     ),
     MetricSpec(
-        "genai_sre_proxy_overhead_seconds", "histogram",
+        "genai_sre_proxy_overhead_seconds",
+        "histogram",
         "Time the sidecar itself adds to a request: before the upstream call plus after its response headers.",
-        ("upstream", "route"), "s", OVERHEAD_BUCKETS,
+        ("upstream", "route"),
+        "s",
+        OVERHEAD_BUCKETS,
     ),
     MetricSpec(
-        "genai_sre_in_flight_requests", "gauge", "Requests being forwarded now.", ("upstream",),
+        "genai_sre_in_flight_requests",
+        "gauge",
+        "Requests being forwarded now.",
+        ("upstream",),
     ),
     MetricSpec(
-        "genai_sre_slo_events", "counter",
+        "genai_sre_slo_events",
+        "counter",
         "SLI events: one per exchange (or time slice) an SLO counts, good or bad. The input of every SLO rule.",
         ("slo", "outcome"),
     ),
     MetricSpec(
-        "gen_ai_server_request_duration_seconds", "histogram",
+        "gen_ai_server_request_duration_seconds",
+        "histogram",
         "Time from request received to last byte of the response (gen_ai.server.request.duration).",
-        (*_OP, "error_type"), "s", DURATION_BUCKETS, "gen_ai.server.request.duration",
+        (*_OP, "error_type"),
+        "s",
+        DURATION_BUCKETS,
+        "gen_ai.server.request.duration",
     ),
     MetricSpec(
-        "gen_ai_server_time_to_first_token_seconds", "histogram",
+        "gen_ai_server_time_to_first_token_seconds",
+        "histogram",
         "Time from request received to the first content token (gen_ai.server.time_to_first_token).",
-        _OP, "s", TTFT_BUCKETS, "gen_ai.server.time_to_first_token",
+        _OP,
+        "s",
+        TTFT_BUCKETS,
+        "gen_ai.server.time_to_first_token",
     ),
     MetricSpec(
-        "gen_ai_server_time_per_output_token_seconds", "histogram",
+        "gen_ai_server_time_per_output_token_seconds",
+        "histogram",
         "(duration - TTFT) / (output tokens - 1) (gen_ai.server.time_per_output_token).",
-        _OP, "s", TPOT_BUCKETS, "gen_ai.server.time_per_output_token",
+        _OP,
+        "s",
+        TPOT_BUCKETS,
+        "gen_ai.server.time_per_output_token",
     ),
     MetricSpec(
-        "gen_ai_client_token_usage", "histogram", "Tokens per request, by type input/output (gen_ai.client.token.usage).",
-        (*_OP, "gen_ai_token_type"), "{token}", TOKEN_BUCKETS, "gen_ai.client.token.usage",
+        "gen_ai_client_token_usage",
+        "histogram",
+        "Tokens per request, by type input/output (gen_ai.client.token.usage).",
+        (*_OP, "gen_ai_token_type"),
+        "{token}",
+        TOKEN_BUCKETS,
+        "gen_ai.client.token.usage",
     ),
     # --- the pipeline --------------------------------------------------------------------------
     MetricSpec("genai_sre_pipeline_captures", "counter", "Captures offered to the pipeline queue."),
     MetricSpec(
-        "genai_sre_pipeline_dropped", "counter", "Captures dropped before scoring, by reason (queue_full, parse_error).",
+        "genai_sre_pipeline_dropped",
+        "counter",
+        "Captures dropped before scoring, by reason (queue_full, parse_error).",
         ("reason",),
     ),
     MetricSpec("genai_sre_pipeline_queue_depth", "gauge", "Captures waiting in the pipeline queue."),
     MetricSpec(
-        "genai_sre_pipeline_processing_seconds", "histogram", "Time to parse and score one exchange.", (), "s",
+        "genai_sre_pipeline_processing_seconds",
+        "histogram",
+        "Time to parse and score one exchange.",
+        (),
+        "s",
         FAST_BUCKETS,
     ),
     MetricSpec(
-        "genai_sre_detector_runs", "counter",
-        "Detector runs by outcome: scored, failed, timeout, sampled_out, over_budget.", ("detector", "outcome"),
+        "genai_sre_detector_runs",
+        "counter",
+        "Detector runs by outcome: scored, failed, timeout, sampled_out, over_budget.",
+        ("detector", "outcome"),
     ),
     MetricSpec(
-        "genai_sre_detector_scored_ratio", "gauge", "Share of exchanges each detector actually scored (recent window).",
+        "genai_sre_detector_scored_ratio",
+        "gauge",
+        "Share of exchanges each detector actually scored (recent window).",
         ("detector",),
     ),
     MetricSpec(
-        "genai_sre_detector_duration_seconds", "histogram", "Time a detector took per exchange.", ("detector",), "s",
+        "genai_sre_detector_duration_seconds",
+        "histogram",
+        "Time a detector took per exchange.",
+        ("detector",),
+        "s",
         FAST_BUCKETS,
     ),
     MetricSpec(
-        "genai_sre_evaluation_score", "histogram",
+        "genai_sre_evaluation_score",
+        "histogram",
         "Detector scores in [0, 1] (gen_ai.evaluation.result score values).",
-        ("detector", "gen_ai_evaluation_name", "route", "model"), "", SCORE_BUCKETS,
+        ("detector", "gen_ai_evaluation_name", "route", "model"),
+        "",
+        SCORE_BUCKETS,
     ),
     MetricSpec(
-        "genai_sre_findings", "counter", "Findings by detector, evaluation name and label.",
+        "genai_sre_findings",
+        "counter",
+        "Findings by detector, evaluation name and label.",
         ("detector", "gen_ai_evaluation_name", "label", "route", "model"),
     ),
-    MetricSpec(
-        "genai_sre_stored_samples", "counter", "Exchanges written to the evidence store (redacted)."
-    ),
+    MetricSpec("genai_sre_stored_samples", "counter", "Exchanges written to the evidence store (redacted)."),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}
@@ -155,7 +200,11 @@ class Metrics:
                 self._instruments[s.name] = Counter(name, s.description, s.labels, registry=self.registry)
             elif s.kind == "histogram":
                 self._instruments[s.name] = Histogram(
-                    name, s.description, s.labels, registry=self.registry, buckets=s.buckets or Histogram.DEFAULT_BUCKETS
+                    name,
+                    s.description,
+                    s.labels,
+                    registry=self.registry,
+                    buckets=s.buckets or Histogram.DEFAULT_BUCKETS,
                 )
             else:
                 self._instruments[s.name] = Gauge(name, s.description, s.labels, registry=self.registry)

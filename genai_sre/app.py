@@ -1,0 +1,168 @@
+"""The composition root: the only module that knows every stage.
+
+`Sidecar(config)` builds the metrics, the capture queue, the parser, the
+detectors, the pipeline and the proxy; `start()` opens the proxy and admin
+listeners; `stop()` stops accepting, lets open streams finish up to the grace
+period, drains the pipeline and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from genai_sre.admin import build_admin_app
+from genai_sre.config import Config
+from genai_sre.detection.base import DetectorContext
+from genai_sre.detection.runner import DetectorRunner, DetectorSlot
+from genai_sre.events import Capture
+from genai_sre.pipeline.queue import CaptureQueue
+from genai_sre.pipeline.worker import EvaluationSink, Pipeline
+from genai_sre.plugins import build
+from genai_sre.providers import ExchangeParser
+from genai_sre.proxy.server import InlineSLI, ProxyHandler
+from genai_sre.telemetry.metrics import Metrics
+from genai_sre.telemetry.prometheus import EvaluationMetrics
+
+__all__ = ["Sidecar", "build_detector_slots"]
+
+logger = logging.getLogger(__name__)
+
+DETECTOR_GROUP = "genai_sre.detectors"
+
+
+def build_detector_slots(config: Config, registry: CollectorRegistry, wall: Callable[[], float]) -> list[DetectorSlot]:
+    slots = []
+    data_dir = config.resolve(config.storage.data_dir)
+    for d in config.detectors:
+        if not d.enabled:
+            continue
+        ctx = DetectorContext(name=d.name, clock=wall, registry=registry, data_dir=data_dir)
+        detector = build(DETECTOR_GROUP, d.name, d.type, d.options, context=ctx)
+        slots.append(
+            DetectorSlot(
+                name=d.name,
+                detector=detector,
+                sample_rate=d.sample_rate,
+                timeout_s=d.timeout_s or config.pipeline.detector_timeout_s,
+                cpu_budget=d.cpu_budget,
+            )
+        )
+    return slots
+
+
+class Sidecar:
+    def __init__(
+        self,
+        config: Config,
+        registry: CollectorRegistry | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.wall = wall
+        self.metrics = Metrics(registry)
+        self.registry = self.metrics.registry
+        self.queue: CaptureQueue[Capture] = CaptureQueue(config.pipeline.queue_size)
+        self.parser = ExchangeParser(config.upstreams, config.labels)
+        self.runner = DetectorRunner(
+            build_detector_slots(config, self.registry, wall),
+            self.metrics,
+            log_interval_s=config.pipeline.failure_log_interval_s,
+        )
+        self.sli: InlineSLI | None = None
+        self.sinks: list[EvaluationSink] = []
+        self.pipeline = Pipeline(
+            self.queue,
+            self.parser.parse,
+            self.runner,
+            self.sinks,
+            self.metrics,
+            batch_size=config.pipeline.batch_size,
+            cpu_budget=config.pipeline.cpu_budget,
+        )
+        self.proxy = ProxyHandler(config, self.metrics, self.pipeline.offer, wall=wall)
+        self.sinks.append(EvaluationMetrics(self.metrics, self.proxy.model_label))
+        self.admin_routes: list[web.RouteDef] = []
+        self._proxy_server: web.Server | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._admin_runner: web.AppRunner | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self.proxy_port = config.proxy.port
+        self.admin_port = config.admin.port
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.resolve(self.config.storage.data_dir)
+
+    async def start(self) -> None:
+        self.proxy.sli = self.sli
+        await self.proxy.start()
+        self.pipeline.start(self.config.pipeline.workers)
+        loop = asyncio.get_running_loop()
+        self._proxy_server = web.Server(self.proxy, access_log=None)
+        self._listener = await loop.create_server(
+            self._proxy_server, self.config.proxy.host, self.config.proxy.port, reuse_address=True, backlog=1024
+        )
+        self.proxy_port = self._listener.sockets[0].getsockname()[1]
+        admin = build_admin_app(
+            self.registry,
+            [u.url for u in self.config.upstreams],
+            lambda: self.pipeline.running,
+            self.admin_routes,
+        )
+        self._admin_runner = web.AppRunner(admin, access_log=None)
+        await self._admin_runner.setup()
+        site = web.TCPSite(self._admin_runner, self.config.admin.host, self.config.admin.port, reuse_address=True)
+        await site.start()
+        server = site._server  # the bound port when 0 was asked for
+        if server is not None and getattr(server, "sockets", None):
+            self.admin_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        logger.info(
+            "genai-sre serving",
+            extra={
+                "proxy": f"http://{self.config.proxy.host}:{self.proxy_port}",
+                "admin": f"http://{self.config.admin.host}:{self.admin_port}",
+                "upstreams": ",".join(f"{u.name}={u.url}" for u in self.config.upstreams),
+            },
+        )
+
+    def spawn(self, coro: object, name: str) -> None:
+        """Run a background job (SLO evaluation, probes, ...) for the sidecar's lifetime."""
+        self._background.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        grace = self.config.proxy.shutdown_grace_s if grace_s is None else grace_s
+        if self._listener is not None:
+            self._listener.close()  # stop accepting
+        if self._proxy_server is not None:
+            await self._proxy_server.shutdown(grace)  # open streams finish, up to the grace period
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+        await self.pipeline.stop()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.runner.aclose()
+        await self.proxy.aclose()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+
+    async def run_until_signal(self) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        logger.info("shutting down", extra={"grace_s": self.config.proxy.shutdown_grace_s})
+        await self.stop()

@@ -1,0 +1,166 @@
+"""Capture → Exchange: parse provider dialects off the request path.
+
+Dialects: OpenAI chat completions, Responses, completions, embeddings (also
+served by vLLM, llama.cpp and Azure OpenAI) and Anthropic Messages; streaming
+and not. The dialect follows the upstream's configured `provider`, or the route.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from genai_sre.config import LabelsConfig, UpstreamConfig
+from genai_sre.events import Capture, Exchange, Usage
+from genai_sre.providers import anthropic, openai
+from genai_sre.providers.sse import time_at
+from genai_sre.providers.tokens import count_tokens
+from genai_sre.providers.views import RequestView, ResponseView
+from genai_sre.proxy.routes import BoundedLabel
+
+__all__ = ["ExchangeParser"]
+
+_PROVIDER_NAMES = {"azure": "azure.ai.openai", "anthropic": "anthropic"}
+
+
+class ExchangeParser:
+    """Turns a `Capture` into an `Exchange`, with bounded labels from configured headers and metadata."""
+
+    def __init__(self, upstreams: tuple[UpstreamConfig, ...], labels: LabelsConfig) -> None:
+        self.upstreams = {u.name: u for u in upstreams}
+        self.labels = labels
+        self._tenant = BoundedLabel(labels.tenants)
+        self._app = BoundedLabel(labels.apps)
+        self._groups = {attr: BoundedLabel(labels.group_values.get(attr, ()), cap=16) for attr in self._attributes()}
+
+    def _attributes(self) -> set[str]:
+        return set(self.labels.group_headers) | set(self.labels.group_metadata) | set(self.labels.group_values)
+
+    def parse(self, capture: Capture) -> Exchange:
+        up = self.upstreams.get(capture.upstream)
+        dialect = _dialect(capture.route, up)
+        module = anthropic if dialect == "anthropic" else openai
+        req = RequestView()
+        try:
+            obj = json.loads(capture.request_body) if capture.request_body[:1] in (b"{", b" ", b"\n") else None
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            req = module.parse_request(capture.route, obj)
+        stream = req.stream or capture.response_headers.get("content-type", "").startswith("text/event-stream")
+        resp = ResponseView()
+        if capture.response_body and capture.status:
+            resp = module.parse_response(capture.route, capture.response_body, stream)
+        usage = self._usage(req, resp)
+        t0 = capture.t_received
+        duration = (capture.t_last_byte - t0) if capture.t_last_byte is not None else None
+        ttft = None
+        if capture.ok and (resp.answer or resp.tool_calls):
+            if stream and resp.first_content_offset is not None:
+                t_tok = time_at(resp.first_content_offset, capture.chunks)
+                ttft = (t_tok - t0) if t_tok is not None else None
+            elif capture.t_first_byte is not None:
+                ttft = capture.t_first_byte - t0
+        tpot = None
+        if duration is not None and ttft is not None and usage.output_tokens and usage.output_tokens > 1:
+            tpot = max(0.0, (duration - ttft) / (usage.output_tokens - 1))
+        upstream_duration = None
+        if capture.t_upstream_sent is not None and capture.t_last_byte is not None:
+            upstream_duration = capture.t_last_byte - capture.t_upstream_sent
+        address, port = _address(up)
+        return Exchange(
+            id=capture.id,
+            started_at=capture.started_at,
+            provider=_provider(dialect, up),
+            operation=req.operation if req.operation != "other" else _operation(capture.route),
+            route=capture.route,
+            upstream=capture.upstream,
+            status=capture.status,
+            stream=stream,
+            model=req.model,
+            response_model=resp.response_model,
+            response_id=resp.response_id,
+            messages=tuple(req.messages),
+            context=tuple(req.context),
+            question=req.question,
+            answer=resp.answer,
+            tool_calls=tuple(resp.tool_calls),
+            finish_reason=resp.finish_reason,
+            usage=usage,
+            logprobs=tuple(resp.logprobs) if resp.logprobs else None,
+            ttft_s=ttft,
+            duration_s=duration,
+            tpot_s=tpot,
+            upstream_duration_s=upstream_duration,
+            labels=self._labels(capture.request_headers, req),
+            request_params=req.params,
+            error=capture.error or resp.error,
+            probe=capture.probe,
+            server_address=address,
+            server_port=port,
+            trace=capture.trace,
+        )
+
+    def _usage(self, req: RequestView, resp: ResponseView) -> Usage:
+        if resp.input_tokens is not None or resp.output_tokens is not None:
+            return Usage(resp.input_tokens, resp.output_tokens, estimated=False)
+        if not resp.answer and not req.messages:
+            return Usage()
+        prompt = "\n".join(m.content for m in req.messages)
+        answer = resp.answer + "".join(tc.arguments for tc in resp.tool_calls)
+        return Usage(count_tokens(prompt), count_tokens(answer), estimated=True)
+
+    def _labels(self, headers: Mapping[str, str], req: RequestView) -> dict[str, str]:
+        cfg = self.labels
+        out: dict[str, str] = {}
+        tenant = headers.get(cfg.tenant_header.lower())
+        if tenant:
+            out["tenant"] = self._tenant(tenant)
+        app = headers.get(cfg.app_header.lower())
+        if app:
+            out["app"] = self._app(app)
+        version = headers.get(cfg.model_version_header.lower())
+        if version:
+            out["model_version"] = version[:64]
+        for attr, header in cfg.group_headers.items():
+            value = headers.get(header.lower())
+            if value:
+                out[f"group.{attr}"] = self._groups[attr](value.strip().lower())
+        for attr in cfg.group_metadata:
+            value = req.metadata.get(attr)
+            if value:
+                out[f"group.{attr}"] = self._groups[attr](value.strip().lower())
+        return out
+
+
+def _dialect(route: str, up: UpstreamConfig | None) -> str:
+    if up is not None and up.provider == "anthropic":
+        return "anthropic"
+    if route.endswith("/messages") and (up is None or up.provider == "auto"):
+        return "anthropic"
+    return "openai"
+
+
+def _provider(dialect: str, up: UpstreamConfig | None) -> str:
+    if up is not None and up.provider in _PROVIDER_NAMES:
+        return _PROVIDER_NAMES[up.provider]
+    return "anthropic" if dialect == "anthropic" else "openai"
+
+
+def _operation(route: str) -> str:
+    if route.endswith("/embeddings"):
+        return "embeddings"
+    if route.endswith("/chat/completions") or route.endswith("/messages") or route.endswith("/responses"):
+        return "chat"
+    return "other"
+
+
+def _address(up: UpstreamConfig | None) -> tuple[str | None, int | None]:
+    if up is None:
+        return None, None
+    hostport = up.url.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    if not host:
+        host = hostport
+    default = 443 if up.url.startswith("https") else 80
+    return host, int(port) if port.isdigit() else default

@@ -1,0 +1,269 @@
+"""The in-process SLO engine: event windows in, burn-rate alerts and status out.
+
+`record()` is O(1) and thread-safe (the proxy calls it inline through the SLI
+recorder). `evaluate()`, called every evaluation interval, applies the
+multiwindow multi-burn-rate policy of `burn_rate.py` to every SLO and returns
+only the *changes*: newly firing alerts and resolved ones, as `Alert`
+records. It also writes a snapshot when the snapshot interval has passed;
+`close()` writes a last one.
+
+With `alerting=False` (the `slo.evaluate: prometheus` fleet mode) the engine
+still counts, snapshots and reports `status()`, but `evaluate()` returns no
+alerts: Prometheus evaluates the generated rules and Alertmanager routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from genai_sre.events import Alert
+from genai_sre.slo.burn_rate import SEVERITIES, Condition, Severity, budget_remaining, conditions, error_ratio, firing
+from genai_sre.slo.spec import SLOFile, SLOSpec, format_duration
+from genai_sre.slo.store import EngineState, RingState, SLOStore
+from genai_sre.slo.window import EventWindows, WindowSettings
+
+__all__ = ["SLOEngine", "SLOStatus", "WindowStatus", "alert_labels", "alert_annotations"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStatus:
+    window: str
+    bad: int
+    total: int
+    error_ratio: float | None
+    burn_rate: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SLOStatus:
+    """One SLO now. Ratios and burn rates are None when a window saw no events."""
+
+    name: str
+    objective: float
+    period: str
+    error_budget: float
+    windows: tuple[WindowStatus, ...]
+    budget_remaining: float | None
+    firing: tuple[Severity, ...]
+    events_good: int
+    events_bad: int
+
+    @property
+    def error_ratios(self) -> dict[str, float | None]:
+        return {w.window: w.error_ratio for w in self.windows}
+
+    @property
+    def burn_rates(self) -> dict[str, float | None]:
+        return {w.window: w.burn_rate for w in self.windows}
+
+
+def alert_labels(slos: SLOFile, slo: SLOSpec, severity: Severity) -> dict[str, str]:
+    """The label set both evaluators give an alert (the generated rules produce exactly these)."""
+    sev = slo.alerting.page if severity == "page" else slo.alerting.ticket
+    return {
+        **slos.labels,
+        **slo.labels,
+        **slo.alerting.labels,
+        **sev.labels,
+        "alertname": slo.alert_name,
+        "slo": slo.name,
+        "severity": severity,
+        "sloth_id": slos.sloth_id(slo),
+        "sloth_service": slos.service,
+        "sloth_slo": slo.name,
+        "sloth_severity": severity,
+    }
+
+
+def alert_annotations(slos: SLOFile, slo: SLOSpec, severity: Severity) -> dict[str, str]:
+    """Static annotations; the engine adds `burn_rate` and `budget_remaining` values."""
+    sev = slo.alerting.page if severity == "page" else slo.alerting.ticket
+    what = slo.description or slo.name
+    out = {
+        "summary": f"{slos.service} {slo.name}: error budget burn rate is too fast ({severity})",
+        "description": (
+            f"{what}. Objective {slo.objective:g}% over {slo.period}: the error budget is burning fast enough"
+            f" to need a {severity} (multiwindow multi-burn-rate policy)."
+        ),
+        "runbook_url": slo.alerting.runbook_url,
+    }
+    return {**out, **slo.alerting.annotations, **sev.annotations}
+
+
+class _Tracked:
+    __slots__ = ("spec", "windows", "conds", "min_events", "window_list")
+
+    def __init__(self, slos: SLOFile, spec: SLOSpec, settings: WindowSettings) -> None:
+        self.spec = spec
+        self.window_list = slos.recording_windows_s(spec)
+        self.windows = EventWindows(max(self.window_list), settings)
+        self.conds: tuple[Condition, ...] = tuple(
+            c
+            for c in conditions(slos.alert_windows, spec.period_s)
+            if (spec.alerting.page if c.severity == "page" else spec.alerting.ticket).enabled
+        )
+        self.min_events = slos.min_events_for(spec)
+
+
+class SLOEngine:
+    """Counts SLI events per SLO and evaluates burn-rate alerts on an injectable clock."""
+
+    def __init__(
+        self,
+        slos: SLOFile,
+        clock: Callable[[], float] = time.time,
+        *,
+        windows: WindowSettings | None = None,
+        store: SLOStore | None = None,
+        snapshot_interval_s: float = 10.0,
+        alerting: bool = True,
+    ) -> None:
+        self.slos = slos
+        self.clock = clock
+        self.store = store
+        self.snapshot_interval_s = snapshot_interval_s
+        self.alerting = alerting
+        settings = windows or WindowSettings()
+        self._tracked = {s.name: _Tracked(slos, s, settings) for s in slos.slos}
+        self._firing: dict[tuple[str, Severity], float] = {}
+        self._lock = threading.Lock()
+        self._last_snapshot = clock()
+        self._unknown: set[str] = set()
+
+    def record(self, slo: str, good: bool, at: float | None = None, count: int = 1) -> None:
+        t = self.clock() if at is None else at
+        tracked = self._tracked.get(slo)
+        if tracked is None:
+            if slo not in self._unknown:
+                self._unknown.add(slo)
+                logger.warning("SLI event for unknown SLO %r ignored", slo)
+            return
+        with self._lock:
+            tracked.windows.add(t, count if good else 0, 0 if good else count)
+
+    def _counts(self, tracked: _Tracked, now: float) -> dict[float, tuple[int, int]]:
+        return {w: tracked.windows.counts(now, w) for w in tracked.window_list}
+
+    def evaluate(self, now: float | None = None) -> list[Alert]:
+        """Alert state changes since the last call (none in fleet mode); snapshots when due."""
+        now = self.clock() if now is None else now
+        changes: list[Alert] = []
+        with self._lock:
+            for name, tracked in self._tracked.items():
+                spec = tracked.spec
+                counts = self._counts(tracked, now)
+                fired = firing(tracked.conds, counts, spec.error_budget, tracked.min_events)
+                for severity in SEVERITIES:
+                    key = (name, severity)
+                    was = self._firing.get(key)
+                    if severity in fired and was is None:
+                        self._firing[key] = now
+                        changes.append(self._alert(tracked, severity, counts, now, None))
+                    elif severity not in fired and was is not None:
+                        del self._firing[key]
+                        changes.append(self._alert(tracked, severity, counts, was, now))
+        if self.store is not None and now - self._last_snapshot >= self.snapshot_interval_s:
+            self.snapshot(now)
+        return changes if self.alerting else []
+
+    def _alert(
+        self, tracked: _Tracked, severity: Severity, counts: Mapping[float, tuple[int, int]],
+        starts_at: float, ends_at: float | None,
+    ) -> Alert:
+        spec = tracked.spec
+        bad, total = counts[tracked.window_list[0]]
+        ratio = error_ratio(bad, total)
+        pbad, ptotal = counts[spec.period_s]
+        remaining = budget_remaining(error_ratio(pbad, ptotal), spec.error_budget)
+        annotations = alert_annotations(self.slos, spec, severity)
+        annotations["burn_rate"] = "" if ratio is None else f"{ratio / spec.error_budget:.2f}"
+        annotations["budget_remaining"] = "" if remaining is None else f"{remaining * 100:.4g}%"
+        return Alert(
+            labels=alert_labels(self.slos, spec, severity),
+            annotations=annotations,
+            status="firing" if ends_at is None else "resolved",
+            starts_at=starts_at,
+            ends_at=ends_at,
+        )
+
+    def status(self, now: float | None = None) -> list[SLOStatus]:
+        now = self.clock() if now is None else now
+        out: list[SLOStatus] = []
+        with self._lock:
+            for name, tracked in self._tracked.items():
+                spec = tracked.spec
+                counts = self._counts(tracked, now)
+                windows = []
+                for w in tracked.window_list:
+                    bad, total = counts[w]
+                    ratio = error_ratio(bad, total)
+                    burn = None if ratio is None else ratio / spec.error_budget
+                    windows.append(WindowStatus(format_duration(w), bad, total, ratio, burn))
+                pbad, ptotal = counts[spec.period_s]
+                fired = firing(tracked.conds, counts, spec.error_budget, tracked.min_events)
+                out.append(
+                    SLOStatus(
+                        name=name,
+                        objective=spec.objective,
+                        period=spec.period,
+                        error_budget=spec.error_budget,
+                        windows=tuple(windows),
+                        budget_remaining=budget_remaining(error_ratio(pbad, ptotal), spec.error_budget),
+                        firing=tuple(s for s in SEVERITIES if s in fired),
+                        events_good=ptotal - pbad,
+                        events_bad=pbad,
+                    )
+                )
+        return out
+
+    def snapshot(self, now: float | None = None) -> None:
+        """Write the window state and firing alerts to the store (no-op without one)."""
+        if self.store is None:
+            return
+        now = self.clock() if now is None else now
+        with self._lock:
+            rings: dict[tuple[str, str], RingState] = {}
+            for name, tracked in self._tracked.items():
+                for tier, ring in (("fine", tracked.windows.fine), ("coarse", tracked.windows.coarse)):
+                    rings[(name, tier)] = RingState(ring.width_s, ring.count, ring.last, ring.to_bytes())
+            state = EngineState(saved_at=now, rings=rings, firing=dict(self._firing))
+        self.store.save(state)
+        self._last_snapshot = now
+
+    def restore(self) -> float | None:
+        """Load the last snapshot; returns when it was taken, or None when there was none.
+
+        Rings whose bucket geometry changed since the snapshot start empty (logged).
+        """
+        if self.store is None:
+            return None
+        state = self.store.load()
+        if state is None:
+            return None
+        with self._lock:
+            for (name, tier), saved in state.rings.items():
+                tracked = self._tracked.get(name)
+                if tracked is None:
+                    continue
+                ring = tracked.windows.fine if tier == "fine" else tracked.windows.coarse
+                if ring.width_s != saved.width_s or ring.count != saved.count:
+                    logger.warning("SLO %s: %s buckets changed since the snapshot; starting empty", name, tier)
+                    continue
+                ring.load(saved.last, saved.data)
+            for (name, sev), since in state.firing.items():
+                if name in self._tracked and sev in SEVERITIES:
+                    self._firing[(name, sev)] = since  # type: ignore[index]
+        self._last_snapshot = self.clock()
+        return state.saved_at
+
+    def close(self) -> None:
+        """Write a last snapshot and close the store."""
+        if self.store is not None:
+            self.snapshot()
+            self.store.close()
