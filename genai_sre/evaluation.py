@@ -262,7 +262,9 @@ def evaluate(
         dataset=dataset,
         split=split,
         overall=group_metrics(rows, scored),
-        groups={g: group_metrics([rows[i] for i in idx], [scored[i] for i in idx]) for g, idx in sorted(groups.items())},
+        groups={
+            g: group_metrics([rows[i] for i in idx], [scored[i] for i in idx]) for g, idx in sorted(groups.items())
+        },
         answers_per_s=len(rows) / elapsed if elapsed > 0 else float("inf"),
         p50_ms=_percentile(latencies, 50),
         p99_ms=_percentile(latencies, 99),

@@ -1,0 +1,160 @@
+"""The async detector: adaptive batching across concurrent `detect()` calls, scoring in a worker.
+
+While a batch is being scored, new exchanges wait in a list; when the worker
+is free, everything waiting (up to `batch_size`) goes as the next batch. A lone
+exchange is scored at once, a burst is scored in batches, and the event loop
+only appends to a list and resolves futures.
+
+`executor="thread"` (default) runs the scorer in one worker thread; the
+feature code is pure Python and holds the GIL, so the loop's latency rises by
+up to one switch interval (5 ms) while a batch runs. `executor="process"` runs
+it in a worker process: the loop stays fully free at the price of pickling the
+texts (bench/hallucination_speed.py measures both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from detectors.hallucination.scorer import HallucinationScorer, RiskResult, ScoreInput
+from genai_sre.detection.base import BaseDetector
+from genai_sre.errors import ConfigError
+from genai_sre.events import Finding, Span
+
+if TYPE_CHECKING:
+    from genai_sre.detection.base import DetectorContext
+    from genai_sre.events import Exchange
+
+__all__ = ["FINDING_NAME", "HallucinationDetector", "to_finding"]
+
+logger = logging.getLogger(__name__)
+
+FINDING_NAME = "hallucination_risk"
+_worker_scorer: HallucinationScorer | None = None
+
+
+def _init_worker(model_path: str | None) -> None:
+    global _worker_scorer
+    _worker_scorer = HallucinationScorer(model_path=model_path)
+
+
+def _score_in_worker(items: list[ScoreInput]) -> list[RiskResult]:
+    assert _worker_scorer is not None, "worker not initialised"
+    return _worker_scorer.score_batch(items)
+
+
+def to_finding(result: RiskResult) -> Finding:
+    """The `hallucination_risk` finding for one scored answer."""
+    return Finding(
+        name=FINDING_NAME,
+        score=round(result.risk, 6),
+        label="flagged" if result.flagged else "pass",
+        explanation=result.explanation,
+        features=result.features,
+        evidence=tuple(Span(c.start, c.end, c.text) for c in result.claims),
+        attributes={
+            "slo_threshold": result.slo_threshold,
+            "eval_threshold": result.eval_threshold,
+            "slo_flagged": result.slo_flagged,
+            "path": result.path,
+            "task": result.task,
+            "unsupported_claims": len(result.claims),
+        },
+    )
+
+
+class HallucinationDetector(BaseDetector):
+    """Scores each exchange's answer against its grounding context.
+
+    Options (YAML keys): `model_path` (artefact JSON; default the shipped
+    model), `embeddings` (`off`; `cascade` is not shipped, see the docs for the
+    measurement), `embedding_model_path`, `batch_size`, `executor`
+    (`thread` | `process`).
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: str | None = None,
+        embeddings: Literal["off", "cascade"] = "off",
+        embedding_model_path: str | None = None,
+        batch_size: int = 32,
+        executor: Literal["thread", "process"] = "thread",
+        context: DetectorContext | None = None,
+    ) -> None:
+        if embeddings != "off":
+            raise ConfigError(
+                f"embeddings: {embeddings!r} is not available in this build: MiniLM features measured no AUROC gain "
+                "over the lexical ones (docs/hallucination.md); use 'off'."
+            )
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if executor not in ("thread", "process"):
+            raise ConfigError(f"executor must be 'thread' or 'process', got {executor!r}")
+        self.name = context.name if context is not None else "hallucination"
+        self.batch_size = batch_size
+        self.embedding_model_path = embedding_model_path
+        path = str(Path(model_path)) if model_path is not None else None
+        # Load in this process first so a bad artefact fails at startup, not on the first exchange.
+        self._scorer = HallucinationScorer(model_path=path)
+        self._executor: Executor
+        if executor == "process":
+            self._executor = ProcessPoolExecutor(max_workers=1, initializer=_init_worker, initargs=(path,))
+        else:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hallucination")
+        self._process = executor == "process"
+        self._pending: list[tuple[ScoreInput, asyncio.Future[RiskResult]]] = []
+        self._busy = False
+        self.batches = 0
+
+    @property
+    def model(self) -> object:
+        return self._scorer.model
+
+    async def detect(self, exchange: Exchange) -> Sequence[Finding]:
+        if not exchange.answer.strip():
+            return []
+        item = ScoreInput(exchange.context_text, exchange.question, exchange.answer, exchange.logprobs)
+        fut: asyncio.Future[RiskResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, fut))
+        self._maybe_dispatch()
+        return [to_finding(await fut)]
+
+    def _maybe_dispatch(self) -> None:
+        if self._busy or not self._pending:
+            return
+        batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+        self._busy = True
+        self.batches += 1
+        items = [item for item, _ in batch]
+        loop = asyncio.get_running_loop()
+        if self._process:
+            work = loop.run_in_executor(self._executor, _score_in_worker, items)
+        else:
+            work = loop.run_in_executor(self._executor, self._scorer.score_batch, items)
+        work.add_done_callback(lambda done: self._resolve(batch, done))
+
+    def _resolve(
+        self, batch: list[tuple[ScoreInput, asyncio.Future[RiskResult]]], done: asyncio.Future[list[RiskResult]]
+    ) -> None:
+        self._busy = False
+        exc = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        for k, (_, fut) in enumerate(batch):
+            if fut.done():
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(done.result()[k])
+        self._maybe_dispatch()
+
+    async def aclose(self) -> None:
+        for _, fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        await asyncio.to_thread(self._executor.shutdown, True)

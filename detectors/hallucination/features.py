@@ -1,0 +1,261 @@
+"""Per-answer features: lexical support, contradiction cues, answer shape, task shape.
+
+`extract(context, question, answer)` returns one `FeatureRow`: a fixed-order
+vector (`FEATURE_NAMES`) plus the answer sentences that look unsupported, which
+become the `evidence` spans of a finding. Only the request and the response are
+read; nothing here knows about datasets.
+
+The grounding is the context plus the question (a summarisation request often
+carries its document in the user turn). Context indexes are cached by hash, so
+many answers against one retrieved context pay for it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+from detectors.hallucination.text import (
+    NEGATIONS,
+    Sentence,
+    content_stems,
+    normalise_number,
+    sentences,
+    words,
+)
+
+__all__ = [
+    "FEATURE_NAMES",
+    "TASKS",
+    "ClaimSpan",
+    "ContextIndex",
+    "FeatureRow",
+    "extract",
+    "index_context",
+    "infer_task",
+]
+
+Task = Literal["qa", "summary", "data2text"]
+TASKS: tuple[Task, ...] = ("qa", "summary", "data2text")
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "unsupported_share",
+    "unsupported_sentence_max",
+    "unsupported_sentence_share",
+    "unsupported_count_log",
+    "novel_bigram_share",
+    "unsupported_numbers_log",
+    "unsupported_number_share",
+    "unsupported_names_log",
+    "number_mismatch_log",
+    "negation_mismatch_log",
+    "best_match_mean",
+    "best_match_min",
+    "local_unsupported_mean",
+    "local_unsupported_max",
+    "answer_words_log",
+    "context_words_log",
+    "length_ratio",
+    "question_coverage",
+    "task_qa",
+    "task_summary",
+    "task_data2text",
+)
+
+_SUMMARY_CUE = re.compile(r"\b(summar|tl;?dr|recap|brief overview|key points|in \d+ words)", re.IGNORECASE)
+_CLAIM_THRESHOLD = 0.34
+_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSpan:
+    """An answer sentence with weak support, and the words that lack it."""
+
+    start: int
+    end: int
+    text: str
+    unsupported: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRow:
+    values: tuple[float, ...]
+    claims: tuple[ClaimSpan, ...]
+    task: Task
+    content_words: int
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexedSentence:
+    stems: frozenset[str]
+    numbers: frozenset[str]
+    negated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContextIndex:
+    stems: frozenset[str]
+    lower: frozenset[str]
+    numbers: frozenset[str]
+    bigrams: frozenset[tuple[str, str]]
+    sentences: tuple[_IndexedSentence, ...]
+    postings: dict[str, tuple[int, ...]]
+    n_words: int
+
+
+_cache: OrderedDict[str, ContextIndex] = OrderedDict()
+
+
+def infer_task(context: str, question: str) -> Task:
+    """The request's shape, read from the request text only."""
+    if context.lstrip()[:1] in ("{", "[") or question.lstrip()[:1] in ("{", "["):
+        return "data2text"
+    if not question.strip() or _SUMMARY_CUE.search(question[:300]):
+        return "summary"
+    return "qa"
+
+
+def index_context(text: str) -> ContextIndex:
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    hit = _cache.get(key)
+    if hit is not None:
+        _cache.move_to_end(key)
+        return hit
+    built = _build_index(text)
+    _cache[key] = built
+    if len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return built
+
+
+def _build_index(text: str) -> ContextIndex:
+    tokens = words(text)
+    lowers = [w.text.lower() for w in tokens]
+    stems_all = {s for _, s in content_stems(tokens)}
+    numbers = {n for t in lowers if (n := normalise_number(t)) is not None}
+    bigrams = set(zip(lowers, lowers[1:], strict=False))
+    indexed: list[_IndexedSentence] = []
+    postings: dict[str, list[int]] = {}
+    for i, sent in enumerate(sentences(text)):
+        toks = words(sent.text)
+        st = frozenset(s for _, s in content_stems(toks))
+        nums = frozenset(n for w in toks if (n := normalise_number(w.text)) is not None)
+        neg = any(w.text.lower() in NEGATIONS or w.text.lower().endswith("n't") for w in toks)
+        indexed.append(_IndexedSentence(st, nums, neg))
+        for s in st:
+            postings.setdefault(s, []).append(i)
+    return ContextIndex(
+        stems=frozenset(stems_all),
+        lower=frozenset(lowers),
+        numbers=frozenset(numbers),
+        bigrams=frozenset(bigrams),
+        sentences=tuple(indexed),
+        postings={k: tuple(v) for k, v in postings.items()},
+        n_words=len(tokens),
+    )
+
+
+def _best_sentence(index: ContextIndex, stems: set[str]) -> tuple[_IndexedSentence | None, float, float]:
+    """The best-matching context sentence, its overlap, and the share of `stems` outside the best two."""
+    counts: dict[int, int] = {}
+    for s in stems:
+        for i in index.postings.get(s, ()):
+            counts[i] = counts.get(i, 0) + 1
+    if not counts or not stems:
+        return None, 0.0, 1.0
+    ranked = sorted(counts, key=lambda i: (-counts[i], i))[:2]
+    local = set().union(*(index.sentences[i].stems for i in ranked))
+    return index.sentences[ranked[0]], counts[ranked[0]] / len(stems), len(stems - local) / len(stems)
+
+
+def extract(context: str, question: str, answer: str) -> FeatureRow:
+    """Compute the feature vector of one answer against its grounding."""
+    task = infer_task(context, question)
+    grounding = f"{context}\n\n{question}" if question else context
+    index = index_context(grounding)
+    q_stems = {s for _, s in content_stems(words(question))}
+
+    total = unsupported = 0
+    unsupported_names = unsupported_numbers = answer_numbers = 0
+    number_mismatch = negation_mismatch = 0
+    sentence_shares: list[float] = []
+    best_matches: list[float] = []
+    local_missing: list[float] = []
+    claims: list[ClaimSpan] = []
+    a_words = words(answer)
+    for sent in sentences(answer):
+        toks = words(sent.text)
+        pairs = content_stems(toks)
+        missing: list[str] = []
+        sent_numbers: set[str] = set()
+        for k, (w, s) in enumerate(pairs):
+            num = normalise_number(w.text)
+            if num is not None and w.text[:1].isdigit():
+                answer_numbers += 1
+                sent_numbers.add(num)
+                if num not in index.numbers:
+                    unsupported_numbers += 1
+                    missing.append(w.text)
+                continue
+            total += 1
+            if s in index.stems or w.text.lower() in index.lower:
+                continue
+            unsupported += 1
+            missing.append(w.text)
+            if w.text[:1].isupper() and (k > 0 or toks[0] is not w):
+                unsupported_names += 1
+        stems = {s for _, s in pairs}
+        if len(pairs) >= 3:
+            share = len(missing) / len(pairs)
+            sentence_shares.append(share)
+            best, overlap, outside = _best_sentence(index, stems)
+            best_matches.append(overlap)
+            local_missing.append(outside)
+            if best is not None and overlap >= 0.5:
+                if sent_numbers and best.numbers and sent_numbers - best.numbers:
+                    number_mismatch += 1
+                negated = any(w.text.lower() in NEGATIONS or w.text.lower().endswith("n't") for w in toks)
+                if negated != best.negated:
+                    negation_mismatch += 1
+            if share >= _CLAIM_THRESHOLD or any(m[:1].isdigit() for m in missing):
+                claims.append(_claim(sent, missing))
+
+    bigrams = list(zip([w.text.lower() for w in a_words], [w.text.lower() for w in a_words[1:]], strict=False))
+    novel_bigrams = sum(1 for b in bigrams if b not in index.bigrams) / len(bigrams) if bigrams else 0.0
+    coverage = len(q_stems & {s for _, s in content_stems(a_words)}) / len(q_stems) if q_stems else 0.0
+    n_answer = len(a_words)
+    values = (
+        unsupported / total if total else 0.0,
+        max(sentence_shares, default=0.0),
+        sum(1 for s in sentence_shares if s >= _CLAIM_THRESHOLD) / len(sentence_shares) if sentence_shares else 0.0,
+        math.log1p(unsupported),
+        novel_bigrams,
+        math.log1p(unsupported_numbers),
+        unsupported_numbers / answer_numbers if answer_numbers else 0.0,
+        math.log1p(unsupported_names),
+        math.log1p(number_mismatch),
+        math.log1p(negation_mismatch),
+        sum(best_matches) / len(best_matches) if best_matches else 1.0,
+        min(best_matches, default=1.0),
+        sum(local_missing) / len(local_missing) if local_missing else 0.0,
+        max(local_missing, default=0.0),
+        math.log1p(n_answer),
+        math.log1p(index.n_words),
+        min(n_answer / max(index.n_words, 1), 2.0),
+        coverage,
+        1.0 if task == "qa" else 0.0,
+        1.0 if task == "summary" else 0.0,
+        1.0 if task == "data2text" else 0.0,
+    )
+    return FeatureRow(values=values, claims=tuple(claims), task=task, content_words=total)
+
+
+def _claim(sent: Sentence, missing: list[str]) -> ClaimSpan:
+    seen: dict[str, None] = {}
+    for m in missing:
+        seen.setdefault(m, None)
+    return ClaimSpan(sent.start, sent.end, sent.text, tuple(seen)[:8])

@@ -1,0 +1,170 @@
+"""Train the risk model: fit on `train`, choose on `dev`, write the JSON artefact.
+
+Registered as the `hallucination` trainer (`genai-sre train hallucination
+--dataset F [--dataset F ...] [--out model.json]`). Deterministic: the same
+files give the same artefact, byte for byte.
+
+Choices made on dev: the L2 strength C (mean of the per-dataset dev AUROCs),
+the evaluation threshold per inferred task (best balanced accuracy; `*` over
+all of dev), and the SLO threshold (at most 1% of faithful dev answers at or
+above it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.hallucination.features import FEATURE_NAMES, TASKS, extract
+from detectors.hallucination.model import DEFAULT_MODEL_PATH, Matrix, RiskModel, expand
+from genai_sre.errors import DatasetError
+from genai_sre.evaluation import DatasetRow, auroc, load_dataset
+
+__all__ = ["C_GRID", "SLO_FALSE_ALARM_RATE", "train", "train_model"]
+
+logger = logging.getLogger(__name__)
+
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+SLO_FALSE_ALARM_RATE = 0.01
+MODEL_VERSION = "1"
+
+
+def _features(rows: Sequence[DatasetRow]) -> tuple[Matrix, list[str]]:
+    feats = [extract(r.context, r.question, r.answer) for r in rows]
+    return np.array([f.values for f in feats], dtype=np.float64), [f.task for f in feats]
+
+
+def _best_balanced_threshold(y: Sequence[int], scores: Sequence[float]) -> float:
+    pos = sum(y)
+    neg = len(y) - pos
+    if pos == 0 or neg == 0:
+        return 0.5
+    pairs = sorted(zip(scores, y, strict=True), reverse=True)
+    best_t, best_b, tp, fp = 1.0, -1.0, 0, 0
+    for i, (s, lab) in enumerate(pairs):
+        tp += lab
+        fp += 1 - lab
+        if i + 1 < len(pairs) and pairs[i + 1][0] == s:
+            continue
+        b = (tp / pos + (neg - fp) / neg) / 2
+        if b > best_b:
+            best_b, best_t = b, s
+    return float(best_t)
+
+
+def _slo_threshold(y: Sequence[int], scores: Sequence[float], rate: float) -> float:
+    faithful = sorted((s for s, lab in zip(scores, y, strict=True) if lab == 0), reverse=True)
+    if not faithful:
+        return 0.99
+    allowed = math.floor(rate * len(faithful))
+    return min(1.0, float(faithful[allowed]) + 1e-6)
+
+
+def train_model(
+    train_rows: Sequence[DatasetRow],
+    dev_rows: Sequence[DatasetRow],
+    *,
+    meta: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RiskModel:
+    """Fit and choose; returns the model (not saved)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if not train_rows or not dev_rows:
+        raise DatasetError("Training needs rows in both the 'train' and the 'dev' split.")
+    say = progress or (lambda msg: logger.info("%s", msg))
+    say(f"features: {len(train_rows)} train, {len(dev_rows)} dev answers")
+    X_train, _ = _features(train_rows)
+    X_dev, dev_tasks = _features(dev_rows)
+    y_train = np.array([r.label for r in train_rows])
+    y_dev = [r.label for r in dev_rows]
+    design = expand(X_train)
+    mean = design.mean(axis=0)
+    scale = design.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    Z_train = (design - mean) / scale
+    Z_dev = (expand(X_dev) - mean) / scale
+    sources = sorted({r.source for r in dev_rows})
+
+    best: tuple[float, float, Any] | None = None
+    dev_auroc: dict[str, dict[str, float]] = {}
+    for C in C_GRID:
+        lr = LogisticRegression(C=C, max_iter=10000, tol=1e-10)
+        lr.fit(Z_train, y_train)
+        p = lr.predict_proba(Z_dev)[:, 1]
+        per_source = {
+            s: auroc([y for y, r in zip(y_dev, dev_rows, strict=True) if r.source == s],
+                     [float(v) for v, r in zip(p, dev_rows, strict=True) if r.source == s])
+            for s in sources
+        }  # fmt: skip
+        score = float(np.nanmean(list(per_source.values())))
+        dev_auroc[str(C)] = {k: round(v, 4) for k, v in per_source.items()}
+        say(f"C={C}: mean dev AUROC {score:.4f} {per_source}")
+        if best is None or score > best[0] + 1e-9:
+            best = (score, C, lr)
+    assert best is not None
+    _, C, lr = best
+    risks = [float(v) for v in lr.predict_proba(Z_dev)[:, 1]]
+    eval_thresholds = {"*": _best_balanced_threshold(y_dev, risks)}
+    for task in TASKS:
+        idx = [i for i, t in enumerate(dev_tasks) if t == task]
+        if sum(y_dev[i] for i in idx) and len(idx) - sum(y_dev[i] for i in idx):
+            eval_thresholds[task] = _best_balanced_threshold([y_dev[i] for i in idx], [risks[i] for i in idx])
+    info = dict(meta or {})
+    info.update(
+        {
+            "trained_on": "train split",
+            "chosen_on": "dev split",
+            "C": C,
+            "dev_auroc_by_C": dev_auroc,
+            "n_train": len(train_rows),
+            "n_dev": len(dev_rows),
+            "slo_false_alarm_rate": SLO_FALSE_ALARM_RATE,
+        }
+    )
+    return RiskModel(
+        features=FEATURE_NAMES,
+        mean=mean,
+        scale=scale,
+        coef=np.asarray(lr.coef_[0], dtype=np.float64),
+        intercept=float(lr.intercept_[0]),
+        eval_thresholds=eval_thresholds,
+        slo_threshold=_slo_threshold(y_dev, risks, SLO_FALSE_ALARM_RATE),
+        version=MODEL_VERSION,
+        meta=info,
+    )
+
+
+def train(
+    datasets: Sequence[Path],
+    out: Path | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The `genai-sre train hallucination` entry point: returns a summary of what it wrote."""
+    rows: list[DatasetRow] = []
+    digests: dict[str, str] = {}
+    for path in datasets:
+        rows.extend(load_dataset(path))
+        digests[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    train_rows = [r for r in rows if r.split == "train"]
+    dev_rows = [r for r in rows if r.split == "dev"]
+    model = train_model(train_rows, dev_rows, meta={"datasets": digests}, progress=progress)
+    # Round-trip through JSON so the returned model is exactly what was written.
+    target = out or DEFAULT_MODEL_PATH
+    model.save(target)
+    saved = RiskModel.load(target)
+    return {
+        "out": str(target),
+        "C": saved.meta["C"],
+        "eval_thresholds": dict(saved.eval_thresholds),
+        "slo_threshold": saved.slo_threshold,
+        "n_train": len(train_rows),
+        "n_dev": len(dev_rows),
+    }
