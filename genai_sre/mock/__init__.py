@@ -1,0 +1,1 @@
+"""A simulated OpenAI-compatible (and Anthropic Messages) LLM, driven by scenario files."""
