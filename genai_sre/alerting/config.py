@@ -110,7 +110,7 @@ class AlertingConfig:
         known = set(names)
         for receiver in _route_receivers(self.route):
             if receiver not in known:
-                raise ValueError(f"route names receiver {receiver!r}, which is not defined (receivers: {sorted(known)})")
+                raise ValueError(f"route names receiver {receiver!r}, which is not defined ({sorted(known)})")
 
     def receiver(self, name: str) -> ReceiverConfig:
         for r in self.receivers:

@@ -65,8 +65,15 @@ def compile_route(cfg: RouteConfig, parent: Route | None = None) -> Route:
 
 def _rekey(route: Route, key: str) -> Route:
     return Route(
-        key, route.receiver, route.matchers, route.group_by, route.group_wait_s, route.group_interval_s,
-        route.repeat_interval_s, route.continue_, route.routes,
+        key,
+        route.receiver,
+        route.matchers,
+        route.group_by,
+        route.group_wait_s,
+        route.group_interval_s,
+        route.repeat_interval_s,
+        route.continue_,
+        route.routes,
     )
 
 

@@ -80,9 +80,7 @@ class AlertmanagerReceiver:
 
     def _current(self, now: float) -> list[Alert]:
         stale = [
-            fp
-            for fp, a in self._known.items()
-            if a.status == "resolved" and (a.ends_at or now) + self._retention < now
+            fp for fp, a in self._known.items() if a.status == "resolved" and (a.ends_at or now) + self._retention < now
         ]
         for fp in stale:
             del self._known[fp]

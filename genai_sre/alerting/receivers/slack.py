@@ -44,7 +44,8 @@ def slack_message(n: Notification) -> dict[str, Any]:
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in facts]},
     ]
     if ann.get("evidence"):
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Top evidence:*\n{ann['evidence'][:2800]}"}})
+        evidence = f"*Top evidence:*\n{ann['evidence'][:2800]}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": evidence}})
     links = []
     for key, label in (("dashboard_url", "Dashboard"), ("runbook_url", "Runbook")):
         if ann.get(key):

@@ -1,0 +1,21 @@
+"""Incidents: a SQLite store, the service that opens and updates them, the admin API, postmortems."""
+
+from __future__ import annotations
+
+from genai_sre.incidents.api import AdminAuth, admin_routes
+from genai_sre.incidents.figures import Summary
+from genai_sre.incidents.postmortem import EvidenceSource, render_postmortem, write_postmortem
+from genai_sre.incidents.service import IncidentService, IngestResult
+from genai_sre.incidents.store import IncidentStore
+
+__all__ = [
+    "AdminAuth",
+    "EvidenceSource",
+    "IncidentService",
+    "IncidentStore",
+    "IngestResult",
+    "Summary",
+    "admin_routes",
+    "render_postmortem",
+    "write_postmortem",
+]

@@ -1,0 +1,230 @@
+"""The admin API for incidents, annotations and silences (aiohttp handlers).
+
+```
+GET    /admin/incidents[?status=open|acknowledged|resolved|active&limit=N]   read
+GET    /admin/incidents/{id}                                                read
+GET    /admin/incidents/{id}/postmortem        (text/markdown)              read
+POST   /admin/incidents/{id}/ack               {"text"?}                    write
+POST   /admin/incidents/{id}/resolve           {"text"?}                    write
+POST   /admin/incidents/{id}/notes             {"text", "kind"?}            write
+POST   /admin/annotations                      {"kind", "labels"?, "text"?, "at"?}   write
+GET    /admin/silences                                                      read
+POST   /admin/silences                         {"matchers", "duration_s" | "ends_at", "comment"?}  write
+DELETE /admin/silences/{id}                                                 write
+POST   /admin/alertmanager                     Alertmanager webhook, version 4   write
+```
+
+Every request needs `Authorization: Bearer <token>`. The write token (from
+the environment variable named by `admin.token_env`) may do everything; the
+read token (`admin.read_token_env`) only GET. Tokens are compared in constant
+time. A missing or unknown token gets 401, a read token on a write endpoint
+403. With no token configured at all every request gets 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from aiohttp import web
+
+from genai_sre.errors import ConfigError, StorageError
+from genai_sre.events import Annotation
+from genai_sre.incidents.postmortem import EvidenceSource, render_postmortem
+from genai_sre.incidents.service import IncidentService, incident_json
+
+if TYPE_CHECKING:
+    from genai_sre.alerting.router import AlertRouter
+    from genai_sre.config import AdminConfig
+
+__all__ = ["AdminAuth", "admin_routes"]
+
+logger = logging.getLogger(__name__)
+
+Scope = Literal["read", "write"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AdminAuth:
+    write_token: str | None
+    read_token: str | None = None
+
+    @classmethod
+    def from_env(cls, config: AdminConfig, environ: Mapping[str, str] | None = None) -> AdminAuth:
+        env = os.environ if environ is None else environ
+        return cls(env.get(config.token_env) or None, env.get(config.read_token_env) or None)
+
+    def scope(self, authorization: str | None) -> Scope | None:
+        """The scope a header grants, or None. Both tokens are always compared, in constant time."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        given = authorization[len("Bearer ") :].strip().encode()
+        write = bool(self.write_token) and hmac.compare_digest(given, (self.write_token or "").encode())
+        read = bool(self.read_token) and hmac.compare_digest(given, (self.read_token or "").encode())
+        return "write" if write else ("read" if read else None)
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def _guard(auth: AdminAuth, needed: Scope, handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        scope = auth.scope(request.headers.get("Authorization"))
+        if scope is None:
+            return _error(401, "missing or invalid bearer token", **{"WWW-Authenticate": 'Bearer realm="genai-sre"'})
+        if needed == "write" and scope != "write":
+            return _error(403, "this token is read-only")
+        try:
+            return await handler(request)
+        except KeyError as exc:
+            return _error(404, str(exc.args[0]) if exc.args else "not found")
+        except (ValueError, ConfigError) as exc:
+            return _error(400, str(exc))
+        except StorageError as exc:
+            logger.error("admin API storage failure: %s", exc)
+            return _error(503, "storage unavailable")
+
+    return guarded
+
+
+async def _json_body(request: web.Request, required: bool = True) -> dict[str, Any]:
+    if request.content_length and request.content_length > MAX_BODY:
+        raise ValueError("request body too large")
+    raw = await request.read()
+    if not raw:
+        if required:
+            raise ValueError("a JSON object body is required")
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return data
+
+
+def _text(data: Mapping[str, Any], key: str = "text") -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be a string")
+    return value
+
+
+def admin_routes(
+    service: IncidentService | None,
+    router: AlertRouter | None,
+    auth: AdminAuth,
+    evidence: EvidenceSource | None = None,
+) -> list[web.RouteDef]:
+    """The admin API's routes; mount them on the admin server (`app.add_routes(...)`)."""
+    routes: list[web.RouteDef] = []
+
+    def add(method: str, path: str, scope: Scope, handler: Handler) -> None:
+        routes.append(web.route(method, path, _guard(auth, scope, handler)))
+
+    if service is not None:
+        svc = service
+
+        async def list_incidents(request: web.Request) -> web.StreamResponse:
+            status = request.query.get("status") or None
+            if status not in (None, "open", "acknowledged", "resolved", "active"):
+                raise ValueError("status must be open, acknowledged, resolved or active")
+            limit = int(request.query.get("limit", "100"))
+            return web.json_response({"incidents": [incident_json(i) for i in svc.list_incidents(status, limit)]})
+
+        async def show(request: web.Request) -> web.StreamResponse:
+            return web.json_response(svc.detail(request.match_info["id"]))
+
+        async def postmortem(request: web.Request) -> web.StreamResponse:
+            text = render_postmortem(svc, request.match_info["id"], evidence)
+            return web.Response(text=text, content_type="text/markdown")
+
+        async def ack(request: web.Request) -> web.StreamResponse:
+            data = await _json_body(request, required=False)
+            return web.json_response(incident_json(svc.ack(request.match_info["id"], _text(data))))
+
+        async def resolve(request: web.Request) -> web.StreamResponse:
+            data = await _json_body(request, required=False)
+            return web.json_response(incident_json(svc.resolve(request.match_info["id"], _text(data))))
+
+        async def note(request: web.Request) -> web.StreamResponse:
+            data = await _json_body(request)
+            event = svc.note(request.match_info["id"], _text(data), _text(data, "kind") or "note")
+            return web.json_response({"incident_id": event.incident_id, "at": event.at, "kind": event.kind}, status=201)
+
+        async def annotate(request: web.Request) -> web.StreamResponse:
+            data = await _json_body(request)
+            kind = _text(data, "kind")
+            if not kind:
+                raise ValueError("'kind' is required (deploy, model_version, mitigation, ...)")
+            labels = data.get("labels") or {}
+            if not isinstance(labels, dict):
+                raise ValueError("'labels' must be an object of strings")
+            at = data.get("at")
+            if at is not None and not isinstance(at, (int, float)):
+                raise ValueError("'at' must be Unix seconds")
+            annotation = Annotation(
+                kind,
+                float(at) if at is not None else svc.clock(),
+                _text(data),
+                {str(k): str(v) for k, v in labels.items()},
+            )
+            return web.json_response({"id": svc.annotate(annotation)}, status=201)
+
+        async def alertmanager(request: web.Request) -> web.StreamResponse:
+            if request.content_length and request.content_length > MAX_BODY:
+                raise ValueError("request body too large")
+            body = await request.read()
+            # Answer only after the transaction committed: a 2xx promises the webhook is stored.
+            result = await asyncio.to_thread(svc.ingest_webhook, body)
+            return web.json_response({"incident_id": result.incident_id, "duplicate": result.duplicate})
+
+        add("GET", "/admin/incidents", "read", list_incidents)
+        add("GET", "/admin/incidents/{id}", "read", show)
+        add("GET", "/admin/incidents/{id}/postmortem", "read", postmortem)
+        add("POST", "/admin/incidents/{id}/ack", "write", ack)
+        add("POST", "/admin/incidents/{id}/resolve", "write", resolve)
+        add("POST", "/admin/incidents/{id}/notes", "write", note)
+        add("POST", "/admin/annotations", "write", annotate)
+        add("POST", "/admin/alertmanager", "write", alertmanager)
+
+    if router is not None:
+        silences = router.silences
+
+        async def list_silences(request: web.Request) -> web.StreamResponse:
+            return web.json_response({"silences": [s.to_json() for s in silences.list()]})
+
+        async def add_silence(request: web.Request) -> web.StreamResponse:
+            data = await _json_body(request)
+            matchers = data.get("matchers")
+            if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
+                raise ValueError("'matchers' must be a list of strings like 'slo=\"chat-latency\"'")
+            now = router.clock()
+            if isinstance(data.get("ends_at"), (int, float)):
+                ends_at = float(data["ends_at"])
+            elif isinstance(data.get("duration_s"), (int, float)):
+                ends_at = now + float(data["duration_s"])
+            else:
+                raise ValueError("give 'duration_s' or 'ends_at' (Unix seconds)")
+            silence = silences.add(matchers, ends_at=ends_at, comment=_text(data, "comment"))
+            return web.json_response(silence.to_json(), status=201)
+
+        async def delete_silence(request: web.Request) -> web.StreamResponse:
+            if not silences.expire(request.match_info["id"]):
+                raise KeyError(f"no silence {request.match_info['id']!r}")
+            return web.json_response({"expired": request.match_info["id"]})
+
+        add("GET", "/admin/silences", "read", list_silences)
+        add("POST", "/admin/silences", "write", add_silence)
+        add("DELETE", "/admin/silences/{id}", "write", delete_silence)
+    return routes
