@@ -175,6 +175,77 @@ METRICS: tuple[MetricSpec, ...] = (
         ("detector", "gen_ai_evaluation_name", "label", "route", "model"),
     ),
     MetricSpec("genai_sre_stored_samples", "counter", "Exchanges written to the evidence store (redacted)."),
+    # --- fairness across user groups (detectors.bias) ------------------------------------------
+    MetricSpec(
+        "genai_sre_fairness_disparity", "gauge",
+        "Widest gap of an outcome metric between groups of a sensitive attribute over the sliding window "
+        "(refusal/risk: rate or score difference; sentiment: VADER difference; length/latency: relative).",
+        ("attribute", "metric"),
+    ),
+    MetricSpec(
+        "genai_sre_fairness_disparity_ratio", "gauge",
+        "Smallest over largest group value of an outcome metric (fairlearn ratio; 1 is parity).",
+        ("attribute", "metric"),
+    ),
+    MetricSpec(
+        "genai_sre_fairness_group_outcome", "gauge",
+        "Outcome per group over the sliding window: refusal rate or mean of sentiment, length, latency, risk.",
+        ("attribute", "group", "metric"),
+    ),
+    MetricSpec(
+        "genai_sre_fairness_drift_psi", "gauge",
+        "Population stability index of a group's outcome distribution against its reference (trailing day or pinned).",
+        ("attribute", "group", "metric"),
+    ),
+    MetricSpec(
+        "genai_sre_probe_disparity", "gauge",
+        "Disparity between the counterfactual answers of one probe template (refusal, sentiment, length, embedding).",
+        ("template", "metric"),
+    ),
+    MetricSpec(
+        "genai_sre_probe_requests", "counter", "Counterfactual probe requests sent, by outcome (ok, error, budget).",
+        ("outcome",),
+    ),
+    # --- alert routing and delivery (genai_sre.alerting) ---------------------------------------
+    MetricSpec("genai_sre_alerts_received", "counter", "Alerts submitted to the router, by status.", ("status",)),
+    MetricSpec(
+        "genai_sre_alerts_suppressed", "counter", "Firing alerts muted on arrival, by reason (silenced, inhibited).",
+        ("reason",),
+    ),
+    MetricSpec(
+        "genai_sre_alert_notifications", "counter", "Notifications delivered per receiver, by outcome (sent, failed).",
+        ("receiver", "outcome"),
+    ),
+    MetricSpec("genai_sre_alert_delivery_retries", "counter", "Delivery attempts retried per receiver.", ("receiver",)),
+    MetricSpec(
+        "genai_sre_alert_delivery_duration_seconds", "histogram", "Time of one delivery attempt per receiver.",
+        ("receiver",), "s", (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    ),
+    # --- incidents (genai_sre.incidents) -------------------------------------------------------
+    MetricSpec("genai_sre_incidents_opened", "counter", "Incidents opened, by severity.", ("severity",)),
+    MetricSpec("genai_sre_incidents_open", "gauge", "Incidents not yet resolved."),
+    MetricSpec(
+        "genai_sre_incident_time_to_detect_seconds", "histogram",
+        "Page time minus the start of the first 5-minute window burning above 1x.", (), "s",
+        (60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+    ),
+    MetricSpec(
+        "genai_sre_incident_time_to_acknowledge_seconds", "histogram", "Incident opened to first acknowledgement.",
+        (), "s", (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400),
+    ),
+    MetricSpec(
+        "genai_sre_incident_time_to_resolve_seconds", "histogram", "Incident opened to resolved.", (), "s",
+        (300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200),
+    ),
+    MetricSpec(
+        "genai_sre_change_failure_ratio", "gauge",
+        "DORA change failure rate per model: deploy markers followed within 1h by a page incident for that model.",
+        ("model",),
+    ),
+    MetricSpec(
+        "genai_sre_failed_deployment_recovery_seconds", "gauge",
+        "DORA failed deployment recovery time per model: mean of deploy marker to incident resolved.", ("model",),
+    ),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}
