@@ -45,6 +45,8 @@ class MetricSpec:
     unit: str = ""
     buckets: tuple[float, ...] = ()
     otel_name: str | None = None
+    # True: exposed by a custom Collector that reads its source at scrape time (Metrics builds no instrument).
+    collected: bool = False
 
     @property
     def exposed_name(self) -> str:
@@ -175,6 +177,29 @@ METRICS: tuple[MetricSpec, ...] = (
         ("detector", "gen_ai_evaluation_name", "label", "route", "model"),
     ),
     MetricSpec("genai_sre_stored_samples", "counter", "Exchanges written to the evidence store (redacted)."),
+    # --- SLO engine state, read at scrape time (genai_sre.slo.collector) ------------------------
+    MetricSpec(
+        "genai_sre_slo_error_ratio", "gauge", "In-process SLI error ratio per SLO and window (absent: no events).",
+        ("slo", "window"), collected=True,
+    ),
+    MetricSpec(
+        "genai_sre_slo_burn_rate", "gauge", "In-process error budget burn rate per SLO and window.",
+        ("slo", "window"), collected=True,
+    ),
+    MetricSpec(
+        "genai_sre_slo_window_events", "gauge", "SLI events the in-process engine holds per SLO and window.",
+        ("slo", "window"), collected=True,
+    ),
+    MetricSpec(
+        "genai_sre_slo_error_budget_remaining_ratio", "gauge",
+        "Share of the period's error budget left (1 untouched, 0 spent, negative overspent).", ("slo",),
+        collected=True,
+    ),
+    MetricSpec("genai_sre_slo_objective_ratio", "gauge", "SLO objective as a ratio.", ("slo",), collected=True),
+    MetricSpec(
+        "genai_sre_slo_alert_firing", "gauge", "1 while the in-process burn-rate alert of a severity fires.",
+        ("slo", "severity"), collected=True,
+    ),
     # --- fairness across user groups (detectors.bias) ------------------------------------------
     MetricSpec(
         "genai_sre_fairness_disparity", "gauge",
@@ -266,6 +291,8 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._instruments: dict[str, Counter | Histogram | Gauge] = {}
         for s in specs:
+            if s.collected:
+                continue
             name = s.name[:-6] if s.kind == "counter" and s.name.endswith("_total") else s.name
             if s.kind == "counter":
                 self._instruments[s.name] = Counter(name, s.description, s.labels, registry=self.registry)
