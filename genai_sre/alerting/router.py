@@ -167,9 +167,13 @@ class AlertRouter:
         now = self.clock()
         if alert.status == "firing" and not alert.starts_at:
             alert = replace(alert, starts_at=now)
-        if alert.status == "resolved" and alert.ends_at is None:
-            alert = replace(alert, ends_at=now)
         fp = alert.fingerprint
+        if alert.status == "resolved":
+            known = self._firing.get(fp)
+            if not alert.starts_at and known is not None:
+                alert = replace(alert, starts_at=known.starts_at)  # the engine may not repeat when it started
+            if alert.ends_at is None:
+                alert = replace(alert, ends_at=now)
         self._count("genai_sre_alerts_received", status=alert.status)
         if alert.status == "firing":
             self._firing[fp] = alert

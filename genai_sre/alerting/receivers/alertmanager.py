@@ -30,10 +30,11 @@ logger = logging.getLogger(__name__)
 def postable_alert(alert: Alert, now: float, firing_ttl_s: float) -> dict[str, Any]:
     """One `postableAlert` of the Alertmanager API v2."""
     ends = (alert.ends_at or now) if alert.status == "resolved" else now + firing_ttl_s
+    starts = min(alert.starts_at or now, ends - 0.001)  # Alertmanager refuses startsAt >= endsAt
     body: dict[str, Any] = {
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
-        "startsAt": format_time(alert.starts_at or now),
+        "startsAt": format_time(starts),
         "endsAt": format_time(ends),
     }
     if alert.generator_url:
