@@ -232,7 +232,8 @@ class SLOEngine:
             for name, tracked in self._tracked.items():
                 for tier, ring in (("fine", tracked.windows.fine), ("coarse", tracked.windows.coarse)):
                     rings[(name, tier)] = RingState(ring.width_s, ring.count, ring.last, ring.to_bytes())
-            state = EngineState(saved_at=now, rings=rings, firing=dict(self._firing))
+            firing: dict[tuple[str, str], float] = {(n, s): t for (n, s), t in self._firing.items()}
+            state = EngineState(saved_at=now, rings=rings, firing=firing)
         self.store.save(state)
         self._last_snapshot = now
 

@@ -1,0 +1,49 @@
+"""`genai-sre rules`: Prometheus recording and alerting rules for the configured SLOs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+__all__ = ["register", "slo_file_path"]
+
+
+def slo_file_path(slos: str | None, config: str | None) -> Path:
+    """`--slos` if given, else the config's `slo.file`, else `configs/slos.yaml`."""
+    if slos:
+        return Path(slos)
+    if config:
+        from genai_sre.config import load_config
+        from genai_sre.errors import ConfigError
+
+        cfg = load_config(config)
+        if not cfg.slo.file:
+            raise ConfigError(f"{config}: slo.file is not set; pass --slos FILE")
+        return cfg.resolve(cfg.slo.file)
+    return Path("configs/slos.yaml")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("rules", help="generate Prometheus rules (recordings, burn-rate alerts) from the SLO file")
+    p.add_argument("--slos", help="SLO file (default: the config's slo.file, else configs/slos.yaml)")
+    p.add_argument("--config", default=os.environ.get("GENAI_SRE_CONFIG"), help="sidecar config naming the SLO file")
+    p.add_argument("--out", help="write into this directory instead of stdout")
+    p.add_argument("--format", choices=("rules", "prometheusrule"), default="rules",
+                   help="a Prometheus rule file, or a prometheus-operator PrometheusRule manifest")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from genai_sre.slo.rules import render, write
+    from genai_sre.slo.spec import load_slos
+
+    path = slo_file_path(args.slos, args.config)
+    slos = load_slos(path)
+    source = path.as_posix()
+    if args.out:
+        written = write(slos, args.out, args.format, source)
+        print(f"wrote {written}")
+    else:
+        print(render(slos, args.format, source), end="")
+    return 0

@@ -1,0 +1,180 @@
+"""Turning proxy results and evaluations into SLI events.
+
+`SLIRecorder` is the one place that decides what counts as good or bad. Every
+event goes to `emit(slo, good)` (the app passes a function that increments
+`genai_sre_slo_events_total{slo, outcome}`, so Prometheus sees exactly what the
+engine sees) and, when an engine runs in process, to `engine.record()`.
+
+- `on_request()` runs inline on the proxy's hot path for availability SLIs:
+  a loop over the availability SLOs with set lookups, nothing else.
+- `on_evaluation()` runs in the pipeline for latency, quality and time-slice
+  SLIs. Probe traffic is never counted unless an SLI sets `include_probes`.
+- `flush(now)` closes finished time slices even when no new evaluation
+  arrives; call it from the evaluation loop.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from genai_sre.events import Evaluation, Exchange
+from genai_sre.slo.engine import SLOEngine
+from genai_sre.slo.spec import Filters, SLOFile, SLOSpec
+
+__all__ = ["SLIRecorder"]
+
+Emit = Callable[[str, bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    routes: frozenset[str] | None
+    upstreams: frozenset[str] | None
+    tenants: frozenset[str] | None
+    models: frozenset[str] | None
+
+    @classmethod
+    def of(cls, f: Filters) -> _Match:
+        def opt(values: tuple[str, ...]) -> frozenset[str] | None:
+            return frozenset(values) if values else None
+
+        return cls(opt(f.routes), opt(f.upstreams), opt(f.tenants), opt(f.models))
+
+    def request(self, route: str, upstream: str, tenant: str | None) -> bool:
+        return (
+            (self.routes is None or route in self.routes)
+            and (self.upstreams is None or upstream in self.upstreams)
+            and (self.tenants is None or tenant in self.tenants)
+        )
+
+    def exchange(self, ex: Exchange) -> bool:
+        return self.request(ex.route, ex.upstream, ex.labels.get("tenant")) and (
+            self.models is None or ex.model in self.models
+        )
+
+
+class _Slice:
+    """The running statistic of the current time slice of one time-slice SLO."""
+
+    __slots__ = ("index", "max", "sum", "n")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.max = -math.inf
+        self.sum = 0.0
+        self.n = 0
+
+    def add(self, value: float) -> None:
+        self.max = max(self.max, value)
+        self.sum += value
+        self.n += 1
+
+    def value(self, statistic: str) -> float:
+        return self.max if statistic == "max" else self.sum / self.n
+
+
+class SLIRecorder:
+    def __init__(
+        self, slos: SLOFile, emit: Emit, engine: SLOEngine | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._emit = emit
+        self._engine = engine
+        self._clock = clock
+        self._availability = tuple(
+            (s.name, _Match.of(s.filters), s.sli.include_probes) for s in slos.slos if s.sli.kind == "availability"
+        )
+        self._evaluated = tuple((s, _Match.of(s.filters)) for s in slos.slos if s.sli.kind in ("latency", "quality"))
+        self._sliced = tuple((s, _Match.of(s.filters)) for s in slos.slos if s.sli.kind == "time_slice")
+        self._slices: dict[str, _Slice] = {}
+        self._lock = threading.Lock()
+
+    def _event(self, slo: str, good: bool, at: float | None = None) -> None:
+        self._emit(slo, good)
+        if self._engine is not None:
+            self._engine.record(slo, good, at)
+
+    def on_request(self, route: str, upstream: str, tenant: str | None, ok: bool, probe: bool) -> None:
+        """One proxied request finished (or failed); `ok` is False for 5xx, timeout, connect error, cut stream."""
+        for name, match, probes in self._availability:
+            if (probes or not probe) and match.request(route, upstream, tenant):
+                self._event(name, ok)
+
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        ex = evaluation.exchange
+        for spec, match in self._evaluated:
+            if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
+                continue
+            good = self._judge(spec, evaluation)
+            if good is not None:
+                self._event(spec.name, good)
+        for spec, match in self._sliced:
+            if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
+                continue
+            value = self._value(spec, evaluation)
+            if value is not None:
+                self._add_to_slice(spec, ex.started_at, value)
+
+    @staticmethod
+    def _judge(spec: SLOSpec, evaluation: Evaluation) -> bool | None:
+        sli = spec.sli
+        if sli.kind == "latency":
+            ex = evaluation.exchange
+            seconds = ex.ttft_s if sli.metric == "ttft" else ex.duration_s
+            if seconds is None or sli.threshold_s is None:
+                return None  # no timing (failed request): availability counts it, latency leaves it out
+            return seconds <= sli.threshold_s
+        value = SLIRecorder._value(spec, evaluation)
+        if value is None or sli.threshold is None:
+            return None
+        return value < sli.threshold
+
+    @staticmethod
+    def _value(spec: SLOSpec, evaluation: Evaluation) -> float | None:
+        sli = spec.sli
+        if sli.detector is None or not evaluation.scored_by(sli.detector):
+            return None  # not scored (failed, timed out, sampled out): left out, never counted as good
+        finding = evaluation.finding(sli.detector, sli.finding)
+        if finding is None:
+            return None
+        raw = finding.score if sli.attribute is None else finding.attributes.get(sli.attribute)
+        if not isinstance(raw, (int, float)) or math.isnan(raw):  # bool counts as 0/1
+            return None
+        return float(raw)
+
+    def _add_to_slice(self, spec: SLOSpec, t: float, value: float) -> None:
+        width = spec.sli.slice_s
+        index = int(t // width)
+        closed: tuple[float, bool] | None = None
+        with self._lock:
+            current = self._slices.get(spec.name)
+            if current is None or index > current.index:
+                if current is not None:
+                    closed = self._close(spec, current)
+                current = self._slices[spec.name] = _Slice(index)
+            current.add(value)  # a late evaluation counts in the open slice
+        if closed is not None:
+            self._event(spec.name, closed[1], closed[0])
+
+    @staticmethod
+    def _close(spec: SLOSpec, s: _Slice) -> tuple[float, bool]:
+        threshold = spec.sli.threshold if spec.sli.threshold is not None else math.inf
+        end = (s.index + 1) * spec.sli.slice_s
+        return end, s.value(spec.sli.statistic) < threshold
+
+    def flush(self, now: float | None = None) -> None:
+        """Emit the events of time slices that ended before `now`."""
+        now = self._clock() if now is None else now
+        done: list[tuple[str, float, bool]] = []
+        with self._lock:
+            for spec, _ in self._sliced:
+                current = self._slices.get(spec.name)
+                if current is not None and now >= (current.index + 1) * spec.sli.slice_s:
+                    end, good = self._close(spec, current)
+                    del self._slices[spec.name]
+                    done.append((spec.name, end, good))
+        for name, end, good in done:
+            self._event(name, good, end)
