@@ -78,12 +78,11 @@ class Sidecar:
             log_interval_s=config.pipeline.failure_log_interval_s,
         )
         self.sli: InlineSLI | None = None
-        self.sinks: list[EvaluationSink] = []
         self.pipeline = Pipeline(
             self.queue,
             self.parser.parse,
             self.runner,
-            self.sinks,
+            [],
             self.metrics,
             batch_size=config.pipeline.batch_size,
             cpu_budget=config.pipeline.cpu_budget,
@@ -97,6 +96,11 @@ class Sidecar:
         self._background: list[asyncio.Task[None]] = []
         self.proxy_port = config.proxy.port
         self.admin_port = config.admin.port
+
+    @property
+    def sinks(self) -> list[EvaluationSink]:
+        """Where every evaluated exchange goes; stages append themselves before `start()`."""
+        return self.pipeline.sinks
 
     @property
     def data_dir(self) -> Path:

@@ -47,7 +47,7 @@ async def start_app(app: web.Application, port: int = 0) -> tuple[web.AppRunner,
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    server: Any = site._server  # noqa: SLF001
+    server: Any = site._server
     return runner, int(server.sockets[0].getsockname()[1])
 
 
@@ -113,7 +113,7 @@ def stack(
         try:
             yield Stack(lt, mock, url, sidecar)
         finally:
-            lt.call(sidecar.stop(grace_s=2.0))
+            lt.call(sidecar.stop(grace_s=0.3))
     finally:
         for r in runners:
             lt.call(r.cleanup())

@@ -43,6 +43,10 @@ PROBE_HEADER = "x-genai-sre-probe"
 MAX_CHUNK_TIMES = 512
 
 
+class _TooLarge(Exception):
+    pass
+
+
 class InlineSLI(Protocol):
     """Availability SLI events, counted inline so they never depend on later stages."""
 
@@ -154,12 +158,9 @@ class ProxyHandler:
         if declared is not None and declared > self.max_body:
             return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", rid)
         try:
-            body = await request.content.read(self.max_body + 1) if request.body_exists else b""
-            if len(body) > self.max_body:
-                return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", rid)
-            if request.body_exists and not request.content.at_eof():
-                rest = await request.content.read()
-                body += rest
+            body = await self._read_body(request, declared)
+        except _TooLarge:
+            return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", rid)
         except (aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError):
             return self._local_error(400, "could not read the request body", "bad_request", rid)
 
@@ -285,6 +286,20 @@ class ProxyHandler:
             )
 
     # -- helpers -------------------------------------------------------------------------------
+
+    async def _read_body(self, request: web.BaseRequest, declared: int | None) -> bytes:
+        if not request.body_exists:
+            return b""
+        if declared is not None:
+            return await request.content.readexactly(declared)
+        body = bytearray()
+        while True:
+            chunk = await request.content.readany()
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > self.max_body:
+                raise _TooLarge
 
     def _finish(
         self,
