@@ -39,8 +39,8 @@ __all__ = [
     "infer_task",
 ]
 
-Task = Literal["qa", "summary", "data2text"]
-TASKS: tuple[Task, ...] = ("qa", "summary", "data2text")
+Task = Literal["qa", "summary", "brief", "data2text"]
+TASKS: tuple[Task, ...] = ("qa", "summary", "brief", "data2text")
 
 FEATURE_NAMES: tuple[str, ...] = (
     "unsupported_share",
@@ -63,11 +63,13 @@ FEATURE_NAMES: tuple[str, ...] = (
     "question_coverage",
     "task_qa",
     "task_summary",
+    "task_brief",
     "task_data2text",
 )
 
 _SUMMARY_CUE = re.compile(r"\b(summar|tl;?dr|recap|brief overview|key points|in \d+ words)", re.IGNORECASE)
 _CLAIM_THRESHOLD = 0.34
+_BRIEF_WORDS = 80
 _CACHE_SIZE = 256
 
 
@@ -110,12 +112,17 @@ class ContextIndex:
 _cache: OrderedDict[str, ContextIndex] = OrderedDict()
 
 
-def infer_task(context: str, question: str) -> Task:
-    """The request's shape, read from the request text only."""
+def infer_task(context: str, question: str, answer: str | None = None) -> Task:
+    """The exchange's shape, read from the request and the answer text only.
+
+    A summary of at most `_BRIEF_WORDS` words is a `brief` (a one-paragraph
+    gist), scored by its own weights: short gists and long summaries fail in
+    different ways.
+    """
     if context.lstrip()[:1] in ("{", "[") or question.lstrip()[:1] in ("{", "["):
         return "data2text"
     if not question.strip() or _SUMMARY_CUE.search(question[:300]):
-        return "summary"
+        return "brief" if answer is not None and len(answer.split()) <= _BRIEF_WORDS else "summary"
     return "qa"
 
 
@@ -174,7 +181,7 @@ def _best_sentence(index: ContextIndex, stems: set[str]) -> tuple[_IndexedSenten
 
 def extract(context: str, question: str, answer: str) -> FeatureRow:
     """Compute the feature vector of one answer against its grounding."""
-    task = infer_task(context, question)
+    task = infer_task(context, question, answer)
     grounding = f"{context}\n\n{question}" if question else context
     index = index_context(grounding)
     q_stems = {s for _, s in content_stems(words(question))}
@@ -221,7 +228,7 @@ def extract(context: str, question: str, answer: str) -> FeatureRow:
                 negated = any(w.text.lower() in NEGATIONS or w.text.lower().endswith("n't") for w in toks)
                 if negated != best.negated:
                     negation_mismatch += 1
-            if share >= _CLAIM_THRESHOLD or any(m[:1].isdigit() for m in missing):
+            if share >= _CLAIM_THRESHOLD or any(m[:1].isdigit() or m[:1].isupper() for m in missing):
                 claims.append(_claim(sent, missing))
 
     bigrams = list(zip([w.text.lower() for w in a_words], [w.text.lower() for w in a_words[1:]], strict=False))
@@ -249,6 +256,7 @@ def extract(context: str, question: str, answer: str) -> FeatureRow:
         coverage,
         1.0 if task == "qa" else 0.0,
         1.0 if task == "summary" else 0.0,
+        1.0 if task == "brief" else 0.0,
         1.0 if task == "data2text" else 0.0,
     )
     return FeatureRow(values=values, claims=tuple(claims), task=task, content_words=total)

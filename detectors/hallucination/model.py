@@ -1,8 +1,9 @@
 """The risk model: a standardised logistic regression stored as JSON.
 
-The design matrix is the feature vector plus each non-task feature multiplied by
-each task indicator (so the weight of, say, the unsupported-word share can
-differ between question answering and summarisation). The artefact holds the
+The design matrix is the task indicators plus each feature multiplied by each
+task indicator: one linear model per inferred task shape, fitted jointly, so
+the weight of, say, the unsupported-word share can differ between question
+answering and summarisation. The artefact holds the
 schema, standardisation, coefficients, thresholds and the dev metrics it was
 chosen on; no pickle, so it can be reviewed in a diff and loaded anywhere.
 
@@ -37,14 +38,15 @@ _TASK_COLUMNS = tuple(f"task_{t}" for t in TASKS)
 
 def design_columns(features: Sequence[str] = FEATURE_NAMES) -> tuple[str, ...]:
     base = [f for f in features if f not in _TASK_COLUMNS]
-    return tuple(features) + tuple(f"{f}*{t}" for t in _TASK_COLUMNS for f in base)
+    return tuple(t for t in features if t in _TASK_COLUMNS) + tuple(f"{f}*{t}" for t in _TASK_COLUMNS for f in base)
 
 
 def expand(X: Matrix, features: Sequence[str] = FEATURE_NAMES) -> Matrix:
-    """Append feature x task-indicator interaction columns (order of `design_columns`)."""
+    """Task indicators, then each feature times each task indicator (order of `design_columns`)."""
     names = list(features)
     base = [i for i, f in enumerate(names) if f not in _TASK_COLUMNS]
-    parts = [X]
+    tasks = [i for i, f in enumerate(names) if f in _TASK_COLUMNS]
+    parts = [X[:, tasks]]
     for t in _TASK_COLUMNS:
         parts.append(X[:, base] * X[:, [names.index(t)]])
     return np.hstack(parts)

@@ -126,7 +126,7 @@ class HallucinationScorer:
             risk=risk,
             flagged=risk >= eval_t,
             slo_flagged=risk >= slo_t,
-            task=infer_task(item.context, item.question),
+            task=infer_task(item.context, item.question, item.answer),
             path="no_context",
             eval_threshold=eval_t,
             slo_threshold=slo_t,

@@ -130,7 +130,7 @@ def content_stems(tokens: list[Word]) -> list[tuple[Word, str]]:
     out: list[tuple[Word, str]] = []
     for w in tokens:
         low = w.text.lower()
-        if low in STOPWORDS or len(low) < 2:
+        if low in STOPWORDS or (len(low) < 2 and not low.isdigit()):
             continue
         out.append((w, stem(low)))
     return out

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from detectors.hallucination.features import FEATURE_NAMES, TASKS, extract
-from detectors.hallucination.model import DEFAULT_MODEL_PATH, Matrix, RiskModel, expand
+from detectors.hallucination.model import DEFAULT_MODEL_PATH, Matrix, RiskModel, design_columns, expand
 from genai_sre.errors import DatasetError
 from genai_sre.evaluation import DatasetRow, auroc, load_dataset
 
@@ -30,7 +30,25 @@ __all__ = ["C_GRID", "SLO_FALSE_ALARM_RATE", "train", "train_model"]
 
 logger = logging.getLogger(__name__)
 
-C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+# Signs the risk must follow in each feature (others are free). Without them the
+# collinear lexical features take opposite signs and extrapolate badly.
+MONOTONE = {
+    "unsupported_share": 1,
+    "unsupported_sentence_max": 1,
+    "unsupported_sentence_share": 1,
+    "unsupported_count_log": 1,
+    "novel_bigram_share": 1,
+    "unsupported_numbers_log": 1,
+    "unsupported_number_share": 1,
+    "unsupported_names_log": 1,
+    "number_mismatch_log": 1,
+    "negation_mismatch_log": 1,
+    "local_unsupported_mean": 1,
+    "local_unsupported_max": 1,
+    "best_match_mean": -1,
+    "best_match_min": -1,
+}
 SLO_FALSE_ALARM_RATE = 0.01
 MODEL_VERSION = "1"
 
@@ -38,6 +56,35 @@ MODEL_VERSION = "1"
 def _features(rows: Sequence[DatasetRow]) -> tuple[Matrix, list[str]]:
     feats = [extract(r.context, r.question, r.answer) for r in rows]
     return np.array([f.values for f in feats], dtype=np.float64), [f.task for f in feats]
+
+
+def _bounds() -> list[tuple[float | None, float | None]]:
+    bounds: list[tuple[float | None, float | None]] = [(None, None)]  # intercept
+    for column in design_columns(FEATURE_NAMES):
+        sign = MONOTONE.get(column.split("*")[0], 0)
+        bounds.append((0.0, None) if sign > 0 else (None, 0.0) if sign < 0 else (None, None))
+    return bounds
+
+
+def fit_logistic(Z: Matrix, y: Matrix, C: float) -> tuple[Matrix, float]:
+    """L2 logistic regression (sklearn's objective: C * log-loss sum + ||w||^2 / 2) with sign bounds."""
+    from scipy.optimize import minimize
+
+    def objective(theta: Matrix) -> tuple[float, Matrix]:
+        b, w = theta[0], theta[1:]
+        z = Z @ w + b
+        # log(1 + e^z) - y z, computed stably
+        loss = float(np.sum(np.logaddexp(0.0, z) - y * z))
+        p = 1.0 / (1.0 + np.exp(-z))
+        g = p - y
+        grad = np.concatenate(([C * g.sum()], C * (Z.T @ g) + w))
+        return C * loss + 0.5 * float(w @ w), grad
+
+    theta0 = np.zeros(Z.shape[1] + 1)
+    res = minimize(
+        objective, theta0, jac=True, method="L-BFGS-B", bounds=_bounds(), options={"maxiter": 5000, "gtol": 1e-9}
+    )
+    return np.asarray(res.x[1:], dtype=np.float64), float(res.x[0])
 
 
 def _best_balanced_threshold(y: Sequence[int], scores: Sequence[float]) -> float:
@@ -74,15 +121,13 @@ def train_model(
     progress: Callable[[str], None] | None = None,
 ) -> RiskModel:
     """Fit and choose; returns the model (not saved)."""
-    from sklearn.linear_model import LogisticRegression
-
     if not train_rows or not dev_rows:
         raise DatasetError("Training needs rows in both the 'train' and the 'dev' split.")
     say = progress or (lambda msg: logger.info("%s", msg))
     say(f"features: {len(train_rows)} train, {len(dev_rows)} dev answers")
     X_train, _ = _features(train_rows)
     X_dev, dev_tasks = _features(dev_rows)
-    y_train = np.array([r.label for r in train_rows])
+    y_train = np.array([r.label for r in train_rows], dtype=np.float64)
     y_dev = [r.label for r in dev_rows]
     design = expand(X_train)
     mean = design.mean(axis=0)
@@ -95,9 +140,8 @@ def train_model(
     best: tuple[float, float, Any] | None = None
     dev_auroc: dict[str, dict[str, float]] = {}
     for C in C_GRID:
-        lr = LogisticRegression(C=C, max_iter=10000, tol=1e-10)
-        lr.fit(Z_train, y_train)
-        p = lr.predict_proba(Z_dev)[:, 1]
+        coef, intercept = fit_logistic(Z_train, y_train, C)
+        p = 1.0 / (1.0 + np.exp(-(Z_dev @ coef + intercept)))
         per_source = {
             s: auroc([y for y, r in zip(y_dev, dev_rows, strict=True) if r.source == s],
                      [float(v) for v, r in zip(p, dev_rows, strict=True) if r.source == s])
@@ -107,10 +151,10 @@ def train_model(
         dev_auroc[str(C)] = {k: round(v, 4) for k, v in per_source.items()}
         say(f"C={C}: mean dev AUROC {score:.4f} {per_source}")
         if best is None or score > best[0] + 1e-9:
-            best = (score, C, lr)
+            best = (score, C, (coef, intercept))
     assert best is not None
-    _, C, lr = best
-    risks = [float(v) for v in lr.predict_proba(Z_dev)[:, 1]]
+    _, C, (coef, intercept) = best
+    risks = [float(v) for v in 1.0 / (1.0 + np.exp(-(Z_dev @ coef + intercept)))]
     eval_thresholds = {"*": _best_balanced_threshold(y_dev, risks)}
     for task in TASKS:
         idx = [i for i, t in enumerate(dev_tasks) if t == task]
@@ -132,8 +176,8 @@ def train_model(
         features=FEATURE_NAMES,
         mean=mean,
         scale=scale,
-        coef=np.asarray(lr.coef_[0], dtype=np.float64),
-        intercept=float(lr.intercept_[0]),
+        coef=coef,
+        intercept=intercept,
         eval_thresholds=eval_thresholds,
         slo_threshold=_slo_threshold(y_dev, risks, SLO_FALSE_ALARM_RATE),
         version=MODEL_VERSION,

@@ -1,0 +1,113 @@
+"""The detector through its async interface, on Exchange records."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from detectors.hallucination import HallucinationDetector
+from genai_sre.detection.base import Detector, DetectorContext
+from genai_sre.errors import ConfigError
+from genai_sre.events import ContextPart, Exchange
+from genai_sre.plugins import build
+from tests.detectors.hallucination.test_features import CONTEXT, QUESTION
+
+
+def make_exchange(answer: str, context: str = CONTEXT, question: str = QUESTION, **kw: object) -> Exchange:
+    parts = (ContextPart("system", "Answer from the documents."), ContextPart("document", context)) if context else ()
+    return Exchange(
+        id="ex-1", started_at=0.0, provider="openai", operation="chat", route="/v1/chat/completions",
+        upstream="mock", status=200, stream=False,
+        context=parts,
+        question=question, answer=answer, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_detect_returns_one_explained_finding() -> None:
+    async def main() -> None:
+        det = HallucinationDetector(context=DetectorContext(name="grounding"))
+        try:
+            assert isinstance(det, Detector)
+            ok = (await det.detect(make_exchange("It was completed in 1889 and is 330 metres tall.")))[0]
+            bad = (await det.detect(make_exchange("It was completed in 1925 by Maurice Koechlin in Lyon, 512 m.")))[0]
+        finally:
+            await det.aclose()
+        assert ok.name == bad.name == "hallucination_risk"
+        assert ok.label == "pass" and bad.label == "flagged"
+        assert ok.score is not None and bad.score is not None and ok.score < bad.score
+        assert bad.attributes["path"] == "grounded" and bad.attributes["task"] == "qa"
+        assert {"slo_threshold", "eval_threshold"} <= set(bad.attributes)
+        assert bad.features and bad.evidence and "Koechlin" in bad.evidence[0].text
+        assert bad.explanation.startswith("risk ")
+
+    asyncio.run(main())
+
+
+def test_no_context_path_is_labelled_and_empty_answer_is_skipped() -> None:
+    async def main() -> None:
+        det = HallucinationDetector()
+        try:
+            ex = make_exchange("Shakespeare wrote it.", context="", question="Who wrote Hamlet?", logprobs=(-0.1, -0.2))
+            (finding,) = await det.detect(ex)
+            assert finding.attributes["path"] == "no_context"
+            assert await det.detect(make_exchange("")) == []
+        finally:
+            await det.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_concurrent_calls_are_batched(executor: str) -> None:
+    async def main() -> None:
+        det = HallucinationDetector(executor=executor, batch_size=16)  # type: ignore[arg-type]
+        try:
+            answers = [f"It was completed in {1880 + i} and is 330 metres tall." for i in range(40)]
+            results = await asyncio.gather(*(det.detect(make_exchange(a)) for a in answers))
+            assert det.batches < len(answers)
+            risks = [r[0].score for r in results]
+            assert risks[9] is not None and risks[12] is not None and risks[9] < risks[12]  # 1889 in context, 1892 not
+        finally:
+            await det.aclose()
+
+    asyncio.run(main())
+
+
+def test_event_loop_stays_responsive_while_scoring() -> None:
+    async def main() -> float:
+        det = HallucinationDetector()
+        long_context = " ".join([CONTEXT] * 12)
+        worst = 0.0
+        stop = False
+
+        async def ticker() -> None:
+            nonlocal worst
+            loop = asyncio.get_running_loop()
+            while not stop:
+                t = loop.time()
+                await asyncio.sleep(0.001)
+                worst = max(worst, loop.time() - t - 0.001)
+
+        tick = asyncio.create_task(ticker())
+        try:
+            await asyncio.gather(
+                *(det.detect(make_exchange(f"Completed in {i}.", context=long_context + str(i))) for i in range(64))
+            )
+        finally:
+            stop = True
+            await tick
+            await det.aclose()
+        return worst
+
+    assert asyncio.run(main()) < 0.1
+
+
+def test_built_from_config_and_bad_options_fail_fast() -> None:
+    det = build("genai_sre.detectors", "grounding", "hallucination", {"batch_size": 8}, context=DetectorContext("g"))
+    assert isinstance(det, HallucinationDetector) and det.batch_size == 8
+    asyncio.run(det.aclose())
+    with pytest.raises(ConfigError, match="embeddings"):
+        HallucinationDetector(embeddings="cascade")
+    with pytest.raises(ConfigError, match="model"):
+        HallucinationDetector(model_path="/nonexistent/model.json")
