@@ -202,7 +202,7 @@ def render_postmortem(
     w("")
     nearby = [e for e in timeline if e.kind == "deploy" and start - DEPLOY_LOOKBACK_S <= e.at <= end]
     if nearby:
-        w("Changes recorded in the hour before the burn began (candidates, not conclusions):")
+        w("Changes recorded from an hour before the burn began to its end (candidates, not conclusions):")
         w("")
         for e in nearby:
             w(f"- {_ts(e.at)}: deploy {e.text}")
@@ -272,7 +272,7 @@ def render_postmortem(
         for key in ("dashboard_url", "runbook_url"):
             if a["annotations"].get(key):
                 links.add(f"- {key.replace('_url', '').capitalize()}: {a['annotations'][key]}")
-    out.extend(sorted(links))
+    out.extend(sorted(links) or ["- No dashboard or runbook links were set on the alerts."])
     if samples:
         w("")
         w("Redacted samples of bad exchanges:")

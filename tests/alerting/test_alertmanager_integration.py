@@ -37,8 +37,12 @@ pytestmark = pytest.mark.integration
 @pytest.mark.skipif(AMTOOL is None, reason="amtool not installed (make system-deps)")
 def test_shipped_alertmanager_config_checks() -> None:
     assert AMTOOL is not None
-    out = subprocess.run([AMTOOL, "check-config", str(ROOT / "deploy/alertmanager/alertmanager.yml")],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [AMTOOL, "check-config", str(ROOT / "deploy/alertmanager/alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout
 
@@ -51,27 +55,46 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, int, int]]:
     config = {
         "global": {"resolve_timeout": "5m"},
         "route": {
-            "receiver": "hooks", "group_by": ["alertname", "slo"],
-            "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h",
+            "receiver": "hooks",
+            "group_by": ["alertname", "slo"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
         },
-        "inhibit_rules": [{"source_matchers": ['severity="page"'], "target_matchers": ['severity="ticket"'],
-                           "equal": ["alertname", "slo"]}],
-        "receivers": [{
-            "name": "hooks",
-            "webhook_configs": [
-                {"url": f"http://127.0.0.1:{hook_port}/hook", "send_resolved": True},
-                {"url": f"http://127.0.0.1:{admin_port}/admin/alertmanager", "send_resolved": True,
-                 "http_config": {"authorization": {"type": "Bearer", "credentials": TOKEN}}},
-            ],
-        }],
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity="page"'],
+                "target_matchers": ['severity="ticket"'],
+                "equal": ["alertname", "slo"],
+            }
+        ],
+        "receivers": [
+            {
+                "name": "hooks",
+                "webhook_configs": [
+                    {"url": f"http://127.0.0.1:{hook_port}/hook", "send_resolved": True},
+                    {
+                        "url": f"http://127.0.0.1:{admin_port}/admin/alertmanager",
+                        "send_resolved": True,
+                        "http_config": {"authorization": {"type": "Bearer", "credentials": TOKEN}},
+                    },
+                ],
+            }
+        ],
     }
     cfg = tmp_path / "am.yml"
     cfg.write_text(json.dumps(config))
     log = open(tmp_path / "am.log", "wb")
     proc = subprocess.Popen(
-        [AM, f"--config.file={cfg}", f"--storage.path={tmp_path / 'am-data'}",
-         f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            AM,
+            f"--config.file={cfg}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield f"http://127.0.0.1:{am_port}", hook_port, admin_port
@@ -153,8 +176,9 @@ def test_router_to_real_alertmanager(alertmanager: tuple[str, int, int], tmp_pat
             resolved = next(b for b in got if b["status"] == "resolved")
             assert sorted(a["labels"]["severity"] for a in resolved["alerts"]) == ["page", "ticket"]
             assert all(a["endsAt"] != "0001-01-01T00:00:00Z" for a in resolved["alerts"])
-            assert not any(b["status"] == "firing" and any(a["labels"]["severity"] == "ticket" for a in b["alerts"])
-                           for b in got)
+            assert not any(
+                b["status"] == "firing" and any(a["labels"]["severity"] == "ticket" for a in b["alerts"]) for b in got
+            )
             await wait_for(lambda: service.list_incidents()[0].status == "resolved", 10)
         finally:
             await router.aclose()

@@ -40,8 +40,10 @@ def test_incidents_receiver_needs_the_service(tmp_path: Path) -> None:
     [
         ("route: {receiver: nope}\nreceivers: [{name: a, type: stdout}]", "not defined"),
         ("route: {receiver: a, matchers: ['x=\"y\"']}\nreceivers: [{name: a, type: stdout}]", "root route"),
-        ("route:\n  receiver: a\n  routes:\n    - matchers: ['bad matcher']\nreceivers: [{name: a, type: stdout}]",
-         ":4: route.routes[0]"),
+        (
+            "route:\n  receiver: a\n  routes:\n    - matchers: ['bad matcher']\nreceivers: [{name: a, type: stdout}]",
+            ":4: route.routes[0]",
+        ),
         ("route: {receiver: a, group_wait: 3}\nreceivers: [{name: a, type: stdout}]", "unknown key 'group_wait'"),
     ],
 )

@@ -116,7 +116,9 @@ def test_child_routes_continue_and_keys() -> None:
         await router.submit(alert(severity="ticket", slo="other"))
         await router.submit(alert(severity="info", slo="x"))
         await step(router)
-        assert [n.group_key for n in recs["b"].got] == ['{}/{severity="page"}:{alertname="SLOBurnRate", slo="chat-availability"}']
+        assert [n.group_key for n in recs["b"].got] == [
+            '{}/{severity="page"}:{alertname="SLOBurnRate", slo="chat-availability"}'
+        ]
         assert len(recs["c"].got) == 1
         assert sorted(n.common_labels["slo"] for n in recs["a"].got) == ["other", "x"]
 

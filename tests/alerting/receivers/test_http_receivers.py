@@ -28,8 +28,14 @@ def notification(status: str = "firing") -> Notification:
         ends_at=1_800_000_600.0 if status == "resolved" else None,
         annotations={"runbook_url": "https://runbooks.example/slo", "evidence": "hallucination_risk 0.91 on 40%"},
     )
-    return Notification("pd", GROUP_KEY, status, {"alertname": "SLOBurnRate", "slo": "chat-availability"}, (a,),  # type: ignore[arg-type]
-                        1_800_000_100.0)
+    return Notification(
+        "pd",
+        GROUP_KEY,
+        status,
+        {"alertname": "SLOBurnRate", "slo": "chat-availability"},
+        (a,),  # type: ignore[arg-type]
+        1_800_000_100.0,
+    )
 
 
 async def no_sleep(_: float) -> None:
@@ -138,8 +144,18 @@ def test_webhook_v4_payload_and_bearer() -> None:
         assert cap.headers[0]["Authorization"] == "Bearer s3cret"
         assert body["version"] == "4" and body["groupKey"] == GROUP_KEY and body["status"] == "firing"
         assert body["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
-        assert set(body) == {"version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
-                             "commonLabels", "commonAnnotations", "externalURL", "alerts"}
+        assert set(body) == {
+            "version",
+            "groupKey",
+            "truncatedAlerts",
+            "status",
+            "receiver",
+            "groupLabels",
+            "commonLabels",
+            "commonAnnotations",
+            "externalURL",
+            "alerts",
+        }
         again = Notification.from_webhook(body, 0.0)
         assert again.alerts[0].fingerprint == notification().alerts[0].fingerprint
 
