@@ -41,7 +41,7 @@ class EvidenceSource(Protocol):
     with `detector`, `name`, `score`, `label`, `explanation` and `features`
     (a list of `[feature, shap_value]` pairs).
 
-    `slo_figures(slo, start, end)` returns, for one SLO over [start, end],
+    Optionally, `slo_figures(slo, start, end)` returns, for one SLO over [start, end],
     `objective` (e.g. 0.999), `total` and `bad` events, `budget_consumed`
     (fraction of the period's error budget spent in the interval),
     `budget_remaining` (fraction left at `end`), `peak_burn_rate`; or None
@@ -49,8 +49,6 @@ class EvidenceSource(Protocol):
     """
 
     def samples(self, start: float, end: float, limit: int) -> Sequence[Mapping[str, Any]]: ...
-
-    def slo_figures(self, slo: str, start: float, end: float) -> Mapping[str, Any] | None: ...
 
 
 def _ts(epoch: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -152,7 +150,8 @@ def render_postmortem(
     w("")
     for slo in slos or ["(no slo label)"]:
         slo_alerts = [a for a in alerts if a["labels"].get("slo") == slo]
-        figs_slo = evidence.slo_figures(slo, start, end) if evidence is not None and slos else None
+        slo_figures = getattr(evidence, "slo_figures", None)
+        figs_slo = slo_figures(slo, start, end) if callable(slo_figures) and slos else None
         ann = slo_alerts[-1]["annotations"] if slo_alerts else {}
         burn = max(
             (float(a["annotations"]["burn_rate"]) for a in slo_alerts if _isnum(a["annotations"].get("burn_rate"))),
@@ -169,7 +168,7 @@ def render_postmortem(
         else:
             w(
                 f"- SLO `{slo}`: peak burn rate {burn if burn is not None else 'unknown'}x; budget remaining at alert "
-                f"time {_pct(ann.get('budget_remaining'))}; requests affected: unknown (no evidence store)."
+                f"time {_pct(ann.get('budget_remaining'))}; requests affected: not measured here."
             )
     if samples:
         models = sorted({str(s.get("model")) for s in samples if s.get("model")})
