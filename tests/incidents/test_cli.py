@@ -29,7 +29,8 @@ def test_incidents_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["incidents", "show", "1", *d]) == 0
     out = capsys.readouterr().out
     assert "status resolved" in out and "time to detect 4.8m" in out
-    assert out.index("deploy") < out.index("opened") < out.index("acknowledged") < out.index("mitigation")
+    tl = out.split("timeline (UTC):")[1]
+    assert tl.index("deploy") < tl.index("opened") < tl.index("acknowledged") < tl.index("mitigation")
     assert main(["incidents", "stats", *d]) == 0
     assert "model gpt-x: 1 deploys, change failure rate 100% (failed: 7)" in capsys.readouterr().out
     assert main(["postmortem", "1", "--out", str(tmp_path / "pm.md"), *d]) == 0
