@@ -94,6 +94,8 @@ class Sidecar:
         self._listener: asyncio.AbstractServer | None = None
         self._admin_runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._close_hooks: list[Callable[[], object]] = []
+        self.evidence: object | None = None  # the evidence store, when wired
         self.proxy_port = config.proxy.port
         self.admin_port = config.admin.port
 
@@ -138,6 +140,10 @@ class Sidecar:
             },
         )
 
+    def on_close(self, hook: Callable[[], object]) -> None:
+        """Call `hook` (sync, or returning an awaitable) at the end of `stop()`, in reverse order."""
+        self._close_hooks.append(hook)
+
     def spawn(self, coro: object, name: str) -> None:
         """Run a background job (SLO evaluation, probes, ...) for the sidecar's lifetime."""
         self._background.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
@@ -159,6 +165,13 @@ class Sidecar:
         await self.proxy.aclose()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
+        for hook in reversed(self._close_hooks):
+            try:
+                result = hook()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # closing one stage must not stop closing the rest
+                logger.exception("close hook %r failed", hook)
 
     async def run_until_signal(self) -> None:
         """Serve until SIGTERM or SIGINT, then shut down gracefully."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -87,6 +88,7 @@ def stack(
     upstream_app: web.Application | None = None,
     configure: Callable[[Config], Config] | None = None,
     wire: Callable[[Sidecar], Awaitable[None]] | None = None,
+    wire_stages: bool = True,
 ) -> Iterator[Stack]:
     lt = LoopThread()
     mock = None
@@ -99,11 +101,16 @@ def stack(
         runners.append(runner)
         url = f"http://127.0.0.1:{port}"
         cfg = test_config(url)
+        cfg = replace(cfg, storage=replace(cfg.storage, data_dir=tempfile.mkdtemp(prefix="genai-sre-test-")))
         if configure is not None:
             cfg = configure(cfg)
 
         async def make() -> Sidecar:
             sc = Sidecar(cfg)
+            if wire_stages:
+                from genai_sre.wiring import wire as wire_all
+
+                await wire_all(sc)
             if wire is not None:
                 await wire(sc)
             await sc.start()

@@ -31,7 +31,10 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
     return f"data: {json.dumps(obj)}\n\n".encode()
 
 
-ROLE = b'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+ROLE = (
+    b'data: {"id":"c1","object":"chat.completion.chunk","model":"m",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+)
 STREAM = [
     ROLE,
     b": keep-alive comment\n\n",

@@ -1,0 +1,1 @@
+"""SQLite storage in the data directory: schema migrations, redaction, the evidence store."""

@@ -1,0 +1,216 @@
+"""The evidence store: a redacted record of sampled and flagged exchanges, for postmortems.
+
+Content (question, answer, context, evidence spans) is stored only when
+`storage.store_samples` is on, for a `sample_rate` share of exchanges plus
+every flagged one, always redacted. Without it, flagged exchanges are still
+recorded by their findings (detector, name, score, label, SHAP features), with
+no text. Writes happen on a background thread through a bounded queue: a full
+queue drops (counted), it never slows the pipeline. Retention deletes rows
+older than `retention_days` and keeps at most `max_samples`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from genai_sre.config import StorageConfig
+from genai_sre.events import Evaluation, Finding
+from genai_sre.storage.db import open_db
+from genai_sre.storage.redact import redact
+
+__all__ = ["BAD_LABELS", "SampleStore"]
+
+logger = logging.getLogger(__name__)
+
+BAD_LABELS = frozenset({"flagged", "fail", "slow", "regressed", "refusal", "unsupported", "drift"})
+MAX_TEXT = 4000
+
+MIGRATIONS = (
+    """
+    CREATE TABLE samples (
+        id TEXT PRIMARY KEY,
+        at REAL NOT NULL,
+        route TEXT, model TEXT, upstream TEXT, status INTEGER, error TEXT,
+        ttft_s REAL, duration_s REAL,
+        bad INTEGER NOT NULL,
+        labels TEXT NOT NULL,
+        findings TEXT NOT NULL,
+        question TEXT, answer TEXT, context TEXT
+    );
+    CREATE INDEX samples_at ON samples (at);
+    CREATE INDEX samples_bad_at ON samples (bad, at)
+    """,
+)
+
+
+def is_bad(finding: Finding) -> bool:
+    return (finding.label or "") in BAD_LABELS
+
+
+class SampleStore:
+    """An `EvaluationSink` writing redacted samples to `<data_dir>/evidence.db`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        config: StorageConfig,
+        on_stored: Callable[[], None] | None = None,
+        rng: random.Random | None = None,
+        queue_size: int = 1000,
+    ) -> None:
+        self.path = data_dir / "evidence.db"
+        self.config = config
+        self.on_stored = on_stored
+        self.rng = rng or random.Random()
+        self.dropped = 0
+        self.stored = 0
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=queue_size)
+        self._conn = open_db(self.path, "samples", MIGRATIONS)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._writer, name="genai-sre-evidence", daemon=True)
+        self._thread.start()
+
+    # -- the sink (pipeline side) --------------------------------------------------------------
+
+    def consume(self, evaluation: Evaluation) -> None:
+        ex = evaluation.exchange
+        if ex.probe:
+            return
+        bad = any(is_bad(f) for f in evaluation.findings) or not ex.ok
+        content = self.config.store_samples and (bad or self.rng.random() < self.config.sample_rate)
+        if not bad and not content:
+            return
+        row = {
+            "id": ex.id,
+            "at": ex.started_at,
+            "route": ex.route,
+            "model": ex.model,
+            "upstream": ex.upstream,
+            "status": ex.status,
+            "error": ex.error,
+            "ttft_s": ex.ttft_s,
+            "duration_s": ex.duration_s,
+            "bad": int(bad),
+            "labels": json.dumps(dict(ex.labels)),
+            "findings": json.dumps([_finding(f, content) for f in evaluation.findings]),
+            "question": redact(ex.question[:MAX_TEXT]) if content else None,
+            "answer": redact(ex.answer[:MAX_TEXT]) if content else None,
+            "context": redact(ex.context_text[:MAX_TEXT]) if content else None,
+        }
+        try:
+            self._queue.put_nowait(row)
+        except queue.Full:
+            self.dropped += 1
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _writer(self) -> None:
+        last_retention = 0.0
+        while True:
+            row = self._queue.get()
+            if row is None:
+                self._queue.task_done()
+                return
+            batch = [row]
+            while len(batch) < 200:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # stop after this batch
+                    self._queue.task_done()
+                    break
+                batch.append(nxt)
+            try:
+                self._write(batch)
+                if time.monotonic() - last_retention > 60:
+                    self.apply_retention()
+                    last_retention = time.monotonic()
+            except Exception:  # isolation boundary: a disk problem must not kill the thread
+                logger.exception("evidence store write failed (%d rows lost)", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO samples VALUES (:id, :at, :route, :model, :upstream, :status, :error, "
+                ":ttft_s, :duration_s, :bad, :labels, :findings, :question, :answer, :context)",
+                rows,
+            )
+            self._conn.execute("COMMIT")
+        self.stored += len(rows)
+        if self.on_stored is not None:
+            for _ in rows:
+                self.on_stored()
+
+    def apply_retention(self, now: float | None = None) -> int:
+        cutoff = (now if now is not None else time.time()) - self.config.retention_days * 86400
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM samples WHERE at < ?", (cutoff,))
+            deleted = cur.rowcount
+            cur = self._conn.execute(
+                "DELETE FROM samples WHERE id IN (SELECT id FROM samples ORDER BY at DESC LIMIT -1 OFFSET ?)",
+                (self.config.max_samples,),
+            )
+            return deleted + cur.rowcount
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
+        with self._lock:
+            self._conn.close()
+
+    # -- reading (postmortems, CLI) ------------------------------------------------------------
+
+    def samples(self, start: float, end: float, limit: int = 50, bad_only: bool = True) -> list[dict[str, Any]]:
+        """Stored samples between two epoch times, newest first, with findings decoded."""
+        sql = "SELECT * FROM samples WHERE at >= ? AND at <= ?" + (" AND bad = 1" if bad_only else "")
+        with self._lock:
+            cur = self._conn.execute(sql + " ORDER BY at DESC LIMIT ?", (start, end, limit))
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        for r in rows:
+            r["labels"] = json.loads(r["labels"])
+            r["findings"] = json.loads(r["findings"])
+        return rows
+
+    def count(self, start: float, end: float, bad_only: bool = False) -> int:
+        sql = "SELECT COUNT(*) FROM samples WHERE at >= ? AND at <= ?" + (" AND bad = 1" if bad_only else "")
+        with self._lock:
+            return int(self._conn.execute(sql, (start, end)).fetchone()[0])
+
+
+def _finding(f: Finding, content: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "detector": f.detector,
+        "name": f.name,
+        "score": f.score,
+        "label": f.label,
+        "features": [[n, v] for n, v in f.features],
+    }
+    if content:
+        out["explanation"] = redact(f.explanation)
+        out["evidence"] = [redact(s.text) for s in f.evidence]
+    return out
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
