@@ -113,7 +113,13 @@ class AlertRouter:
         delivery = Delivery(config.delivery, clock, metrics, log)
         on_delivery = getattr(incidents, "on_delivery", None)
         if callable(on_delivery):
-            delivery.observe(on_delivery)
+            own = {r.name for r in config.receivers if r.type == "incidents"}  # already on the timeline
+
+            def observe(record: DeliveryRecord) -> None:
+                if record.receiver not in own:
+                    on_delivery(record)
+
+            delivery.observe(observe)
         silences = Silences(clock, data / config.silences_file if config.silences_file else None)
         return cls(config, receivers, clock=clock, delivery=delivery, silences=silences, metrics=metrics, http=http)
 
