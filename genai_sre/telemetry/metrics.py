@@ -177,6 +177,18 @@ METRICS: tuple[MetricSpec, ...] = (
         ("detector", "gen_ai_evaluation_name", "label", "route", "model"),
     ),
     MetricSpec("genai_sre_stored_samples", "counter", "Exchanges written to the evidence store (redacted)."),
+    # --- OTLP export (genai_sre.telemetry.otlp) -------------------------------------------------
+    MetricSpec(
+        "genai_sre_otlp_exported", "counter",
+        "Items exported by OTLP: signal=traces counts request traces (server + upstream span), "
+        "signal=metrics counts metric exports.",
+        ("signal",),
+    ),
+    MetricSpec(
+        "genai_sre_otlp_dropped", "counter",
+        "Items not exported by OTLP, by signal and reason (queue_full, export_failed, build_error, shutdown).",
+        ("signal", "reason"),
+    ),
     # --- SLO engine state, read at scrape time (genai_sre.slo.collector) ------------------------
     MetricSpec(
         "genai_sre_slo_error_ratio", "gauge", "In-process SLI error ratio per SLO and window (absent: no events).",
