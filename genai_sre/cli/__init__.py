@@ -30,6 +30,7 @@ COMMANDS = (
     "eval",
     "train",
     "incidents",
+    "silences",
     "postmortem",
     "annotate",
 )

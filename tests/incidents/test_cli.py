@@ -37,3 +37,21 @@ def test_incidents_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.strip() == str(tmp_path / "pm.md")
     assert (tmp_path / "pm.md").read_text().startswith("# Postmortem:")
     assert main(["incidents", "show", "9", *d]) == 1
+
+
+def test_silences_cli_reaches_a_running_router(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from genai_sre.alerting.silences import Silences
+
+    live = Silences(time.time, tmp_path / "silences.json")  # what the running sidecar holds
+    d = ["--data-dir", str(tmp_path)]
+    assert main(["silences", "add", 'slo="chat-latency"', "--for", "2h", "-c", "provider maintenance", *d]) == 0
+    sid = capsys.readouterr().out.split()[1]
+    assert live.silenced_by({"slo": "chat-latency"}) == sid
+    assert main(["silences", "list", *d]) == 0
+    assert "provider maintenance" in capsys.readouterr().out
+    assert main(["silences", "expire", sid, *d]) == 0
+    assert live.silenced_by({"slo": "chat-latency"}) is None
+    assert main(["silences", "expire", sid, *d]) == 1
+    assert main(["silences", "add", "bad matcher", "--for", "1h", *d]) == 2
