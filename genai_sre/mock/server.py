@@ -27,10 +27,17 @@ __all__ = ["MockUpstream"]
 
 
 class MockUpstream:
-    def __init__(self, scenario: Scenario, clock: Callable[[], float] = time.monotonic, speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: Callable[[], float] = time.monotonic,
+        speed: float = 1.0,
+        phase_scale: float = 1.0,
+    ) -> None:
         self.scenario = scenario
         self.clock = clock
         self.speed = speed  # divides every delay: 10 runs the scenario's delays ten times faster
+        self.phase_scale = phase_scale  # runs through the phases this many times faster (delays unchanged)
         self.started = clock()
         self.pinned: str | None = None
         self.count = 0
@@ -42,7 +49,7 @@ class MockUpstream:
             p = self.scenario.phase_named(self.pinned)
             if p is not None:
                 return p
-        return self.scenario.phase_at((self.clock() - self.started) * self.speed)
+        return self.scenario.phase_at((self.clock() - self.started) * self.speed * self.phase_scale)
 
     def _rng(self, body: bytes) -> random.Random:
         self.count += 1

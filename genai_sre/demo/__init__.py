@@ -1,0 +1,1 @@
+"""`genai-sre demo`: the whole loop on loopback with a simulated upstream, no keys, no network."""

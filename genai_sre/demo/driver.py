@@ -1,0 +1,174 @@
+"""Run the demo: mock upstream + sidecar on free loopback ports, a workload through the official openai client.
+
+Nothing is scripted: the mock upstream follows its scenario phases (healthy,
+inventing facts, biased refusals, outage, recovery), the sidecar scores what it
+forwards, and the view shows what the detectors, SLOs, alerts and incidents
+computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from genai_sre.app import Sidecar
+from genai_sre.config import UpstreamConfig, load_config
+from genai_sre.demo.config import DemoConfig
+from genai_sre.demo.recorder import DemoRecorder
+from genai_sre.mock.scenario import load_scenario
+from genai_sre.mock.server import MockUpstream
+
+__all__ = ["DemoResult", "run_demo"]
+
+
+@dataclass
+class DemoResult:
+    sent: int
+    answered: int
+    client_errors: int
+    duration_s: float
+    data_dir: Path
+    recorder: DemoRecorder
+    sidecar: Sidecar
+    mock: MockUpstream
+    extra: dict[str, Any]
+
+
+def _workload(path: Path) -> list[dict[str, str]]:
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not items:
+        raise ValueError(f"{path}: the workload is empty")
+    return items
+
+
+async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any | None = None) -> DemoResult:
+    import openai
+
+    from genai_sre.wiring import wire
+
+    scenario = load_scenario(cfg.path(cfg.scenario))
+    total = sum(p.duration_s for p in scenario.phases)
+    mock = MockUpstream(scenario, phase_scale=total / duration_s)
+    runner = web.AppRunner(mock.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    mock_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    sc_cfg = load_config(cfg.path(cfg.sidecar))
+    up = sc_cfg.upstreams[0] if sc_cfg.upstreams else UpstreamConfig(name="mock", url="http://127.0.0.1")
+    sc_cfg = replace(
+        sc_cfg,
+        upstreams=(replace(up, url=f"http://127.0.0.1:{mock_port}"),),
+        proxy=replace(sc_cfg.proxy, host="127.0.0.1", port=0),
+        admin=replace(sc_cfg.admin, host="127.0.0.1", port=0),
+        storage=replace(sc_cfg.storage, data_dir=str(data_dir.resolve())),
+    )
+    sidecar = Sidecar(sc_cfg)
+    await wire(sidecar)
+    recorder = DemoRecorder()
+    sidecar.sinks.append(recorder)
+    await sidecar.start()
+
+    client = openai.AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{sidecar.proxy_port}/v1",
+        api_key="sk-demo-not-a-real-key",
+        max_retries=0,
+        timeout=30,
+    )
+    workload = _workload(cfg.path(cfg.workload))
+    rng = random.Random(cfg.seed)
+    sem = asyncio.Semaphore(cfg.concurrency)
+    counts = {"sent": 0, "answered": 0, "errors": 0}
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(item: dict[str, str], group: str, stream: bool) -> None:
+        async with sem:
+            counts["sent"] += 1
+            messages: Any = [
+                {"role": "system", "content": f"Answer only from these documents.\n\n{item['context']}"},
+                {"role": "user", "content": item["question"]},
+            ]
+            try:
+                if stream:
+                    chunks = await client.chat.completions.create(
+                        model="demo-llm",
+                        messages=messages,
+                        stream=True,
+                        stream_options={"include_usage": True},
+                        extra_headers={cfg.group_header: group, "x-tenant": "demo"},
+                    )
+                    async for _ in chunks:
+                        pass
+                else:
+                    await client.chat.completions.create(
+                        model="demo-llm", messages=messages, extra_headers={cfg.group_header: group, "x-tenant": "demo"}
+                    )
+                counts["answered"] += 1
+            except (openai.APIError, openai.APIConnectionError):
+                counts["errors"] += 1
+
+    started = time.monotonic()
+    next_at = started
+    try:
+        with contextlib.ExitStack() as stack:
+            if view is not None:
+                stack.enter_context(view.live(sidecar, recorder, mock, started, duration_s, counts))
+            while (now := time.monotonic()) - started < duration_s:
+                if now >= next_at:
+                    item = rng.choice(workload)
+                    task = asyncio.create_task(one(item, rng.choice(cfg.groups), rng.random() < cfg.stream_share))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    next_at += rng.expovariate(cfg.rate_per_s)
+                if view is not None:
+                    view.refresh()
+                await asyncio.sleep(max(0.0, min(0.05, next_at - time.monotonic())))
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await sidecar.pipeline.wait_idle()
+            await _settle(sidecar)
+            if view is not None:
+                view.refresh()
+    finally:
+        extra = await _finish(sidecar)
+        await client.close()
+        await sidecar.stop(grace_s=1.0)
+        await runner.cleanup()
+    return DemoResult(
+        counts["sent"],
+        counts["answered"],
+        counts["errors"],
+        time.monotonic() - started,
+        data_dir,
+        recorder,
+        sidecar,
+        mock,
+        extra,
+    )
+
+
+async def _settle(sidecar: Sidecar) -> None:
+    """Give stages that evaluate on a timer (SLOs, alerting) one more turn before the summary."""
+    hook = getattr(sidecar, "evaluate_now", None)
+    if hook is not None:
+        result = hook()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def _finish(sidecar: Sidecar) -> dict[str, Any]:
+    hook = getattr(sidecar, "demo_summary", None)
+    if hook is None:
+        return {}
+    result = hook()
+    if asyncio.iscoroutine(result):
+        result = await result
+    return dict(result)

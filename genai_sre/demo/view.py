@@ -1,0 +1,156 @@
+"""The demo's live terminal view (rich) and its closing summary."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from genai_sre.demo.recorder import DemoRecorder
+
+__all__ = ["LiveView", "render_summary", "slo_rows"]
+
+
+def slo_rows(sidecar: Any) -> list[tuple[str, str, str, str, str]]:
+    """(name, objective, budget left, burn 5m / 1h, firing) for each SLO the sidecar's engine knows."""
+    engine = getattr(sidecar, "slo_engine", None)
+    if engine is None:
+        return []
+    rows = []
+    for st in engine.status():
+        burn = getattr(st, "burn_rates", {}) or {}
+        short = ", ".join(f"{w}:{burn[w]:.1f}x" for w in list(burn)[:3] if burn.get(w) is not None)
+        firing = ",".join(getattr(st, "firing", ()) or ()) or "-"
+        budget = getattr(st, "budget_remaining", None)
+        rows.append(
+            (
+                st.name,
+                f"{st.objective:g}%",
+                f"{budget * 100:.1f}%" if budget is not None else "-",
+                short or "-",
+                firing,
+            )
+        )
+    return rows
+
+
+class LiveView:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self._live: Live | None = None
+        self._state: tuple[Any, DemoRecorder, Any, float, float, dict[str, int]] | None = None
+        self._last = 0.0
+
+    @contextlib.contextmanager
+    def live(
+        self, sidecar: Any, recorder: DemoRecorder, mock: Any, started: float, duration: float, counts: dict[str, int]
+    ) -> Iterator[None]:
+        self._state = (sidecar, recorder, mock, started, duration, counts)
+        with Live(self.render(), console=self.console, refresh_per_second=4, transient=False) as live:
+            self._live = live
+            yield
+        self._live = None
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if self._live is not None and now - self._last > 0.5:
+            self._last = now
+            self._live.update(self.render())
+
+    def render(self) -> Group:
+        assert self._state is not None
+        sidecar, rec, mock, started, duration, counts = self._state
+        fig = rec.figures()
+        elapsed = time.monotonic() - started
+        head = Text.assemble(
+            ("genai-sre demo ", "bold"),
+            f"{elapsed:5.0f}/{duration:.0f}s  upstream phase: ",
+            (mock.phase().name, "bold magenta"),
+            f"   proxy :{sidecar.proxy_port}  metrics http://127.0.0.1:{sidecar.admin_port}/metrics",
+        )
+        traffic = Table(title="traffic (last 30 s)", expand=True)
+        for col in ("sent", "answered", "client errors", "req/s", "error share", "TTFT p50", "TTFT p95", "mean risk"):
+            traffic.add_column(col, justify="right")
+        traffic.add_row(
+            str(counts["sent"]),
+            str(counts["answered"]),
+            str(counts["errors"]),
+            f"{fig['rps']:.1f}",
+            f"{fig['error_share']:.0%}",
+            f"{fig['ttft_p50'] * 1000:.0f} ms",
+            f"{fig['ttft_p95'] * 1000:.0f} ms",
+            f"{fig['mean_risk']:.2f}",
+        )
+        det = Table(title="detector findings", expand=True)
+        for col in ("detector", "finding", "label", "count"):
+            det.add_column(col)
+        for (d, n, label), c in sorted(rec.findings.items())[:12]:
+            det.add_row(d, n, label, str(c))
+        groups = Table(title="refusals by user group (last 30 s)", expand=True)
+        groups.add_column("group")
+        groups.add_column("requests", justify="right")
+        groups.add_column("refusal rate", justify="right")
+        for g, (n, k) in rec.refusal_by_group().items():
+            groups.add_row(g, str(n), f"{k / n:.0%}" if n else "-")
+        for attr, f in rec.disparity.items():
+            groups.add_row(f"disparity ({attr})", "", f"{(f.score or 0):.2f} {f.label or ''}")
+        slo = Table(title="SLOs", expand=True)
+        for col in ("SLO", "objective", "budget left", "burn rate", "firing"):
+            slo.add_column(col)
+        for row in slo_rows(sidecar):
+            slo.add_row(*row)
+        parts: list[Any] = [head, traffic, det, groups, slo]
+        if rec.flagged:
+            f = rec.flagged[-1]
+            feats = ", ".join(f"{n} {v:+.2f}" for n, v in f.features)
+            parts.append(
+                Panel(
+                    f"[b]Q:[/b] {f.question[:160]}\n[b]A:[/b] {f.answer[:240]}\n"
+                    f"[b]risk {f.score:.2f}[/b] {f.explanation[:200]}\n[dim]SHAP: {feats}[/dim]",
+                    title="last answer flagged for hallucination risk",
+                )
+            )
+        return Group(*parts)
+
+
+def render_summary(console: Console, result: Any) -> None:
+    rec: DemoRecorder = result.recorder
+    sidecar = result.sidecar
+    console.rule("[bold]genai-sre demo summary")
+    console.print(
+        f"requests sent {result.sent}, answered {result.answered}, failed at the client {result.client_errors} "
+        f"in {result.duration_s:.0f} s"
+    )
+    console.print(
+        f"exchanges scored {rec.totals['exchanges']}, upstream errors {rec.totals['errors']}, "
+        f"hallucination-scored {rec.totals['scored_hallucination']}, flagged {rec.totals['flagged']}"
+    )
+    table = Table(title="detector findings")
+    for col in ("detector", "finding", "label", "count"):
+        table.add_column(col)
+    for (d, n, label), c in sorted(rec.findings.items()):
+        table.add_row(d, n, label, str(c))
+    console.print(table)
+    rows = slo_rows(sidecar)
+    if rows:
+        slo = Table(title="SLOs")
+        for col in ("SLO", "objective", "budget left", "burn rate", "firing"):
+            slo.add_column(col)
+        for row in rows:
+            slo.add_row(*row)
+        console.print(slo)
+    for f in list(rec.flagged)[-2:]:
+        feats = ", ".join(f"{n} {v:+.2f}" for n, v in f.features)
+        console.print(
+            f"[b]flagged[/b] risk {f.score:.2f}: {f.answer[:160]}\n  why: {f.explanation[:160]}\n  SHAP: {feats}"
+        )
+    for key, value in result.extra.items():
+        console.print(f"{key}: {value}")
+    console.print(f"data directory (SQLite: evidence, SLO state, incidents): {result.data_dir}")
