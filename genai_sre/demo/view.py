@@ -99,8 +99,8 @@ class LiveView:
         groups.add_column("refusal rate", justify="right")
         for g, (n, k) in rec.refusal_by_group().items():
             groups.add_row(g, str(n), f"{k / n:.0%}" if n else "-")
-        for attr, f in rec.disparity.items():
-            groups.add_row(f"disparity ({attr})", "", f"{(f.score or 0):.2f} {f.label or ''}")
+        for attr, d in rec.disparity.items():
+            groups.add_row(f"disparity ({attr})", "", f"{(d.score or 0):.2f} {d.label or ''}")
         slo = Table(title="SLOs", expand=True)
         for col in ("SLO", "objective", "budget left", "burn rate", "firing"):
             slo.add_column(col)
@@ -108,12 +108,12 @@ class LiveView:
             slo.add_row(*row)
         parts: list[Any] = [head, traffic, det, groups, slo]
         if rec.flagged:
-            f = rec.flagged[-1]
-            feats = ", ".join(f"{n} {v:+.2f}" for n, v in f.features)
+            last = rec.flagged[-1]
+            feats = ", ".join(f"{n} {v:+.2f}" for n, v in last.features)
             parts.append(
                 Panel(
-                    f"[b]Q:[/b] {f.question[:160]}\n[b]A:[/b] {f.answer[:240]}\n"
-                    f"[b]risk {f.score:.2f}[/b] {f.explanation[:200]}\n[dim]SHAP: {feats}[/dim]",
+                    f"[b]Q:[/b] {last.question[:160]}\n[b]A:[/b] {last.answer[:240]}\n"
+                    f"[b]risk {last.score:.2f}[/b] {last.explanation[:200]}\n[dim]SHAP: {feats}[/dim]",
                     title="last answer flagged for hallucination risk",
                 )
             )
