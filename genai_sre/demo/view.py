@@ -91,16 +91,16 @@ class LiveView:
         det = Table(title="detector findings", expand=True)
         for col in ("detector", "finding", "label", "count"):
             det.add_column(col)
-        for (d, n, label), c in sorted(rec.findings.items())[:12]:
-            det.add_row(d, n, label, str(c))
+        for (det_name, finding, label), c in sorted(rec.findings.items())[:12]:
+            det.add_row(det_name, finding, label, str(c))
         groups = Table(title="refusals by user group (last 30 s)", expand=True)
         groups.add_column("group")
         groups.add_column("requests", justify="right")
         groups.add_column("refusal rate", justify="right")
-        for g, (n, k) in rec.refusal_by_group().items():
-            groups.add_row(g, str(n), f"{k / n:.0%}" if n else "-")
-        for attr, d in rec.disparity.items():
-            groups.add_row(f"disparity ({attr})", "", f"{(d.score or 0):.2f} {d.label or ''}")
+        for g, (total, refused) in rec.refusal_by_group().items():
+            groups.add_row(g, str(total), f"{refused / total:.0%}" if total else "-")
+        for attr, disp in rec.disparity.items():
+            groups.add_row(f"disparity ({attr})", "", f"{(disp.score or 0):.2f} {disp.label or ''}")
         slo = Table(title="SLOs", expand=True)
         for col in ("SLO", "objective", "budget left", "burn rate", "firing"):
             slo.add_column(col)
