@@ -18,7 +18,7 @@ from typing import Any, Literal
 from genai_sre.errors import ConfigError
 from genai_sre.events import Alert
 
-__all__ = ["Notification", "format_time", "group_key_hash", "parse_time"]
+__all__ = ["Notification", "format_time", "group_key_hash", "parse_fraction", "parse_time"]
 
 _GO_ZERO = "0001-01-01T00:00:00Z"
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
@@ -42,6 +42,17 @@ def parse_time(text: str | None) -> float | None:
     base, frac, zone = m.groups()
     dt = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
     return dt.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+def parse_fraction(value: str | None) -> float | None:
+    """An annotation such as `budget_remaining`: `0.8` or `80%` both give 0.8; anything else None."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        return None
 
 
 def group_key_hash(group_key: str) -> str:

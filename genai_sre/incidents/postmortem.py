@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from genai_sre.alerting.notification import group_key_hash
+from genai_sre.alerting.notification import group_key_hash, parse_fraction
 from genai_sre.events import Incident, TimelineEvent
 from genai_sre.incidents.figures import incident_figures
 from genai_sre.incidents.service import DEPLOY_LOOKBACK_S, IncidentService
@@ -67,10 +67,8 @@ def _dur(seconds: float | None) -> str:
 
 
 def _pct(value: Any) -> str:
-    try:
-        return f"{float(value) * 100:.2f}%"
-    except (TypeError, ValueError):
-        return "unknown"
+    fraction = value if isinstance(value, (int, float)) else parse_fraction(value)
+    return "unknown" if fraction is None else f"{fraction * 100:.2f}%"
 
 
 def _top_explanations(samples: Sequence[Mapping[str, Any]], limit: int = 5) -> list[str]:

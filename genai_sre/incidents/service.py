@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from genai_sre.alerting.notification import Notification
+from genai_sre.alerting.notification import Notification, parse_fraction
 from genai_sre.errors import ConfigError
 from genai_sre.events import Alert, Annotation, Incident, TimelineEvent
 from genai_sre.incidents.figures import Summary, incident_figures, summarize
@@ -59,7 +59,7 @@ def _float(value: str | None) -> float | None:
 
 def _severity(pages: Sequence[Alert]) -> str:
     slos = {a.labels.get("slo", "") for a in pages}
-    budget = [_float(a.annotations.get("budget_remaining")) for a in pages]
+    budget = [parse_fraction(a.annotations.get("budget_remaining")) for a in pages]
     if len(slos) > 1 or any(b is not None and b < 0 for b in budget):
         return "SEV-1"
     return "SEV-2"

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from genai_sre.alerting.notification import Notification
+from genai_sre.alerting.notification import Notification, parse_fraction
 from genai_sre.alerting.receivers import env_secret
 from genai_sre.alerting.receivers.http import HTTPSender
 
@@ -18,10 +18,8 @@ __all__ = ["SlackReceiver", "slack_message"]
 
 
 def _pct(value: str | None) -> str | None:
-    try:
-        return f"{float(value) * 100:.1f}%" if value not in (None, "") else None
-    except ValueError:
-        return value
+    fraction = parse_fraction(value)
+    return f"{fraction * 100:.1f}%" if fraction is not None else (value or None)
 
 
 def slack_message(n: Notification) -> dict[str, Any]:
