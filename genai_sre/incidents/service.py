@@ -161,8 +161,8 @@ class IncidentService:
         changed = False
         for alert in n.alerts:
             before = store.alert_status(db, incident_id, alert.fingerprint, alert.starts_at)
-            if before == alert.status:
-                continue
+            if before == alert.status or (before is None and alert.status == "resolved"):
+                continue  # unchanged, or resolved without ever firing into this incident (an inhibited ticket)
             store.upsert_alert(
                 db,
                 incident_id,

@@ -180,6 +180,9 @@ def test_router_to_real_alertmanager(alertmanager: tuple[str, int, int], tmp_pat
                 b["status"] == "firing" and any(a["labels"]["severity"] == "ticket" for a in b["alerts"]) for b in got
             )
             await wait_for(lambda: service.list_incidents()[0].status == "resolved", 10)
+            events = service.timeline(incident.id)
+            alert_events = [e.text for e in events if e.kind.startswith("alert_")]
+            assert len(alert_events) == 2 and all("severity=page" in t for t in alert_events)
         finally:
             await router.aclose()
             await runner.cleanup()
