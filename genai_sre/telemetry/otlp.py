@@ -97,7 +97,7 @@ class OTLPExporter:
             self._dropped.labels("traces", "queue_full").inc()
             return
         self._queue.append(evaluation)
-        if len(self._queue) >= self.settings.max_batch_size:
+        if len(self._queue) >= self.settings.max_batch_size and not self._wake.is_set():
             self._wake.set()
 
     @property

@@ -11,12 +11,16 @@ captured timings and carrying the ids the proxy already used on the wire:
   the upstream's own spans hang below it. It ends at the last byte and starts
   `upstream_duration_s` earlier.
 
-Both are named `{gen_ai.operation.name} {gen_ai.request.model}` and carry the
-GenAI attributes. Every finding becomes a `gen_ai.evaluation.result` event on
-the server span. Content (`gen_ai.input.messages`, `gen_ai.output.messages`,
-and the free-text `gen_ai.evaluation.explanation`, which may quote the answer)
-is added only when `capture_content` is on, and then redacted. Request
-headers are never read here, so credentials cannot leak.
+Both are named `{gen_ai.operation.name} {gen_ai.request.model}`. The server
+span carries every GenAI attribute; the upstream span only those that identify
+the call (operation, provider, models, response id, server address and port,
+error), because encoding attributes is most of the export's CPU cost.
+
+Every finding becomes a `gen_ai.evaluation.result` event on the server span.
+Content (`gen_ai.input.messages`, `gen_ai.output.messages`, and the free-text
+`gen_ai.evaluation.explanation`, which may quote the answer) is added only
+when `capture_content` is on, and then redacted. Request headers are never
+read here, so credentials cannot leak.
 """
 
 from __future__ import annotations
@@ -61,6 +65,22 @@ _PARAMS = {
 
 # the status the proxy answers with when the upstream gave none (ARCHITECTURE, failure behaviour)
 _LOCAL_STATUS = {"connect": 502, "timeout": 504}
+
+
+# the upstream span repeats only what identifies the call; the server span carries the full set
+_UPSTREAM_ATTRIBUTES = frozenset(
+    {
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.response.id",
+        "server.address",
+        "server.port",
+        "error.type",
+        "http.response.status_code",
+    }
+)
 
 
 def span_name(ex: Exchange) -> str:
@@ -218,7 +238,7 @@ class SpanBuilder:
             end_time=end,
             instrumentation_scope=SCOPE,
         )
-        upstream_attrs = {k: v for k, v in attrs.items() if not k.startswith("gen_ai.input.")}
+        upstream_attrs = {k: v for k, v in attrs.items() if k in _UPSTREAM_ATTRIBUTES}
         local = _LOCAL_STATUS.get(ex.error or "") if not ex.status else None
         if local is not None:  # no upstream response: the status is the one the sidecar answered with
             attrs["http.response.status_code"] = local
