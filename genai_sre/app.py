@@ -86,6 +86,8 @@ class Sidecar:
             self.metrics,
             batch_size=config.pipeline.batch_size,
             cpu_budget=config.pipeline.cpu_budget,
+            busy=lambda: self.proxy.in_flight >= config.pipeline.busy_in_flight,
+            cpu_budget_under_load=config.pipeline.cpu_budget_under_load,
         )
         self.proxy = ProxyHandler(config, self.metrics, self.pipeline.offer, wall=wall)
         self.sinks.append(EvaluationMetrics(self.metrics, self.proxy.model_label))

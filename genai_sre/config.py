@@ -107,6 +107,8 @@ class PipelineConfig:
     queue_size: int = 10000
     workers: int = 1
     cpu_budget: float = 0.5
+    cpu_budget_under_load: float = 0.1
+    busy_in_flight: int = 16
     detector_timeout_s: float = 5.0
     failure_log_interval_s: float = 60.0
     batch_size: int = 32

@@ -42,6 +42,8 @@ class Pipeline:
         batch_size: int = 32,
         cpu_budget: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        busy: Callable[[], bool] | None = None,
+        cpu_budget_under_load: float = 0.1,
     ) -> None:
         self.queue = queue
         self.parse = parse
@@ -50,6 +52,8 @@ class Pipeline:
         self.metrics = metrics
         self.batch_size = batch_size
         self.cpu_budget = cpu_budget
+        self.cpu_budget_under_load = min(cpu_budget, cpu_budget_under_load)
+        self.busy = busy
         self.clock = clock
         self.processed = 0
         self.parse_errors = 0
@@ -131,10 +135,13 @@ class Pipeline:
             self.metrics.histogram("genai_sre_pipeline_processing_seconds").observe(elapsed)
 
     async def _throttle(self) -> None:
+        # Under load (many requests in flight) forwarding comes first: the budget shrinks and the
+        # queue absorbs the difference, dropping (counted) when full.
+        budget = self.cpu_budget_under_load if self.busy is not None and self.busy() else self.cpu_budget
         now = self.clock()
-        self._busy_tokens = min(1.0, self._busy_tokens + (now - self._last) * self.cpu_budget)
+        self._busy_tokens = min(1.0, self._busy_tokens + (now - self._last) * budget)
         self._last = now
-        if self._busy_tokens < 0 and self.cpu_budget > 0:
-            await asyncio.sleep(min(1.0, -self._busy_tokens / self.cpu_budget))
+        if self._busy_tokens < 0 and budget > 0:
+            await asyncio.sleep(min(1.0, -self._busy_tokens / budget))
         else:
             await asyncio.sleep(0)

@@ -20,6 +20,7 @@ import os
 import re
 import ssl
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Protocol
 
@@ -57,6 +58,15 @@ def error_body(message: str, code: str, type_: str = "upstream_error") -> bytes:
     return json.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}).encode()
 
 
+def _env_proxy(url: str, host: str) -> str | None:
+    """The HTTP(S)_PROXY that applies to an upstream, honouring NO_PROXY; None for direct."""
+    scheme = url.split("://", 1)[0]
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    return proxy
+
+
 def _ssl_context(up: UpstreamConfig) -> ssl.SSLContext | bool:
     if not up.url.startswith("https"):
         return False
@@ -77,6 +87,7 @@ class _Upstream:
         host_port = config.url.split("://", 1)[1].split("/", 1)[0]
         self.address, _, port = host_port.partition(":")
         self.port = int(port) if port else (443 if config.url.startswith("https") else 80)
+        self.proxy = _env_proxy(config.url, self.address)
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -86,10 +97,11 @@ class _Upstream:
             enable_cleanup_closed=False,
         )
         # auto_decompress=False: bytes reach the client exactly as the upstream sent them.
+        # HTTPS_PROXY / NO_PROXY are read once here (`self.proxy`), not per request as trust_env would.
         self.session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
-            trust_env=True,  # HTTPS_PROXY / NO_PROXY
+            trust_env=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
             timeout=self.timeout,
         )
@@ -186,7 +198,12 @@ class ProxyHandler:
             t_sent = self.clock()
             try:
                 upstream_resp = await up.session.request(
-                    request.method, url, data=body if body else None, headers=headers, allow_redirects=False
+                    request.method,
+                    url,
+                    data=body if body else None,
+                    headers=headers,
+                    allow_redirects=False,
+                    proxy=up.proxy,
                 )
             except TimeoutError:
                 error = "timeout"
