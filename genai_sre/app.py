@@ -13,8 +13,9 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -31,6 +32,11 @@ from genai_sre.providers import ExchangeParser
 from genai_sre.proxy.server import InlineSLI, ProxyHandler
 from genai_sre.telemetry.metrics import Metrics
 from genai_sre.telemetry.prometheus import EvaluationMetrics
+
+if TYPE_CHECKING:
+    from genai_sre.incidents.stack import AlertingStack
+    from genai_sre.slo.engine import SLOEngine
+    from genai_sre.storage.samples import SampleStore
 
 __all__ = ["Sidecar", "build_detector_slots"]
 
@@ -97,7 +103,11 @@ class Sidecar:
         self._admin_runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []
         self._close_hooks: list[Callable[[], object]] = []
-        self.evidence: object | None = None  # the evidence store, when wired
+        # Stages wired by `genai_sre.wiring` (None when not configured):
+        self.evidence: SampleStore | None = None
+        self.slo_engine: SLOEngine | None = None
+        self.alerting: AlertingStack | None = None
+        self.evaluate_now: Callable[[], Awaitable[None]] | None = None
         self.proxy_port = config.proxy.port
         self.admin_port = config.admin.port
 

@@ -1,4 +1,4 @@
-"""Stages wired onto a `Sidecar` from its config: evidence store, SLOs, alerting, incidents, telemetry, probes.
+"""Stages wired onto a `Sidecar` from its config: evidence store, SLOs, alerting, incidents, telemetry.
 
 `wire(sidecar)` is called before `sidecar.start()`; it appends evaluation
 sinks, sets the inline SLI recorder, mounts admin routes and registers the
@@ -8,11 +8,29 @@ the core stages.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
 from genai_sre.app import Sidecar
 from genai_sre.config import Config
+from genai_sre.events import Evaluation
 from genai_sre.storage.samples import SampleStore
 
 __all__ = ["check_files", "wire"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _EvaluationFeed:
+    """Adapts the SLI recorder to the pipeline's sink interface."""
+
+    recorder: Any
+
+    def consume(self, evaluation: Evaluation) -> None:
+        self.recorder.on_evaluation(evaluation)
 
 
 async def wire(sidecar: Sidecar) -> None:
@@ -24,7 +42,96 @@ async def wire(sidecar: Sidecar) -> None:
     sidecar.on_close(store.close)
     sidecar.evidence = store
 
+    from genai_sre.incidents.stack import build_alerting
+
+    stack = build_alerting(config, clock=sidecar.wall, metrics=sidecar.metrics, evidence=store)
+    sidecar.admin_routes.extend(stack.routes)
+    sidecar.alerting = stack
+    await stack.start()
+    sidecar.on_close(stack.aclose)
+    _wire_slos(sidecar, stack.router)
+    _wire_otlp(sidecar)
+
+
+def _wire_slos(sidecar: Sidecar, router: Any) -> None:
+    config = sidecar.config
+    if not config.slo.file:
+        return
+    from genai_sre.slo.collector import SLOCollector
+    from genai_sre.slo.engine import SLOEngine
+    from genai_sre.slo.sli import SLIRecorder
+    from genai_sre.slo.spec import load_slos
+    from genai_sre.slo.store import SLOStore
+    from genai_sre.slo.window import WindowSettings
+
+    slos = load_slos(config.resolve(config.slo.file))
+    shortest = min((w for s in slos.slos for w in slos.recording_windows_s(s)), default=300.0)
+    # buckets of a tenth of the shortest window (10 s for the default 5m), so short windows stay precise
+    windows = WindowSettings(fine_bucket_s=min(10.0, max(0.5, shortest / 10)))
+    engine = SLOEngine(
+        slos,
+        clock=sidecar.wall,
+        windows=windows,
+        store=SLOStore(sidecar.data_dir / "slo.db"),
+        snapshot_interval_s=config.slo.snapshot_interval_s,
+        alerting=config.slo.evaluate == "inprocess",
+    )
+    engine.restore()
+    sidecar.registry.register(SLOCollector(engine))
+    events = sidecar.metrics.counter("genai_sre_slo_events")
+    good, bad = {}, {}
+    for s in slos.slos:  # pre-create both series so rate() sees the first event
+        good[s.name] = events.labels(s.name, "good")
+        bad[s.name] = events.labels(s.name, "bad")
+
+    def emit(slo: str, ok: bool) -> None:
+        child = (good if ok else bad).get(slo)
+        (child if child is not None else events.labels(slo, "good" if ok else "bad")).inc()
+
+    recorder = SLIRecorder(slos, emit, engine, clock=sidecar.wall)
+    sidecar.sli = recorder
+    sidecar.sinks.append(_EvaluationFeed(recorder))
+    sidecar.slo_engine = engine
+
+    async def evaluate_now() -> None:
+        recorder.flush()
+        for alert in engine.evaluate():
+            if router is not None:
+                await router.submit(alert)
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(config.slo.evaluation_interval_s)
+            try:
+                await evaluate_now()
+            except Exception:  # isolation boundary: the evaluation loop must survive a bad turn
+                logger.exception("SLO evaluation failed")
+
+    sidecar.evaluate_now = evaluate_now
+    sidecar.spawn(loop(), "genai-sre-slo")
+    sidecar.on_close(engine.close)
+
+
+def _wire_otlp(sidecar: Sidecar) -> None:
+    from genai_sre.telemetry.otlp import build_otlp
+
+    exporter = build_otlp(sidecar.config, sidecar.metrics)
+    if exporter is not None:
+        sidecar.sinks.append(exporter)
+        sidecar.on_close(exporter.shutdown)
+
 
 def check_files(config: Config) -> list[str]:
     """Validate the files the config points at; return one note per file checked."""
-    return []
+    notes = []
+    if config.slo.file:
+        from genai_sre.slo.spec import load_slos
+
+        slos = load_slos(config.resolve(config.slo.file))
+        notes.append(f"{len(slos.slos)} SLO(s) in {config.slo.file}")
+    if config.alerting.file:
+        from genai_sre.alerting.config import load_alerting_config
+
+        load_alerting_config(config.resolve(config.alerting.file))
+        notes.append(f"alert routes in {config.alerting.file}")
+    return notes

@@ -157,18 +157,27 @@ async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any
 
 async def _settle(sidecar: Sidecar) -> None:
     """Give stages that evaluate on a timer (SLOs, alerting) one more turn before the summary."""
-    hook = getattr(sidecar, "evaluate_now", None)
-    if hook is not None:
-        result = hook()
-        if asyncio.iscoroutine(result):
-            await result
+    if sidecar.evaluate_now is not None:
+        await sidecar.evaluate_now()
+    if sidecar.alerting is not None and sidecar.alerting.router is not None:
+        await asyncio.sleep(1.5)  # the demo routing waits 1 s before a group's first notification
+        await sidecar.alerting.router.flush()
 
 
 async def _finish(sidecar: Sidecar) -> dict[str, Any]:
-    hook = getattr(sidecar, "demo_summary", None)
-    if hook is None:
-        return {}
-    result = hook()
-    if asyncio.iscoroutine(result):
-        result = await result
-    return dict(result)
+    """Incidents the run opened, and a postmortem draft for the first one."""
+    out: dict[str, Any] = {}
+    stack = sidecar.alerting
+    if stack is None or stack.service is None:
+        return out
+    from genai_sre.incidents.postmortem import write_postmortem
+
+    incidents = stack.service.list_incidents()
+    out["incidents opened"] = len(incidents)
+    for inc in incidents[:3]:
+        out[f"incident {inc.id}"] = f"{inc.severity} {inc.status}: {inc.title}"
+    if incidents:
+        first = sorted(incidents, key=lambda i: i.opened_at)[0]
+        path = write_postmortem(stack.service, first.id, evidence=sidecar.evidence)
+        out["postmortem draft"] = str(path)
+    return out
