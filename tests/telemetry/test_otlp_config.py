@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from opentelemetry.sdk.trace.sampling import ParentBased, ParentBasedTraceIdRatio, TraceIdRatioBased
 
@@ -94,3 +96,23 @@ def test_build_otlp_is_none_unless_enabled() -> None:
     assert resolve_settings(config.telemetry.otlp, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}).enabled
     env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces", "OTEL_SDK_DISABLED": "true"}
     assert not resolve_settings(config.telemetry.otlp, env).enabled
+
+
+def test_yaml_section_and_environment_together(tmp_path: Path) -> None:
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(
+        "version: genai-sre/v1\n"
+        "telemetry:\n"
+        "  otlp:\n"
+        "    enabled: true\n"
+        "    endpoint: http://collector:4318\n"
+        "    headers: {x-scope-orgid: team-a}\n"
+        "    capture_content: true\n"
+        "    max_queue_size: 100\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    s = resolve_settings(config.telemetry.otlp, {"OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20t"})
+    assert s.traces_endpoint == "http://collector:4318/v1/traces"
+    assert s.headers == {"authorization": "Bearer t", "x-scope-orgid": "team-a"}
+    assert s.capture_content and s.max_queue_size == 100

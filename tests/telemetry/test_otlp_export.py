@@ -58,14 +58,13 @@ def otlp_stack(
     async def wire(sc: Sidecar) -> None:
         exporter = build_otlp(sc.config, sc.metrics, env=env)
         assert exporter is not None
-        sc.sinks.append(exporter)
+        sc.sinks.append(exporter)  # the wiring genai_sre.wiring does
+        sc.on_close(exporter.aclose)
         exporters.append(exporter)
 
-    with stack(scenario if upstream_app is None else None, upstream_app, configure, wire) as s:
-        try:
-            yield s, exporters[0]
-        finally:
-            exporters[0].shutdown(2.0)
+    # the exporter is wired here as genai_sre.wiring does, but with the short test intervals of `env`
+    with stack(scenario if upstream_app is None else None, upstream_app, configure, wire, wire_stages=False) as s:
+        yield s, exporters[0]
 
 
 def client(s: Stack) -> openai.OpenAI:
