@@ -1,0 +1,38 @@
+"""Render `docs/metrics.md` from the metric table: `python -m genai_sre.telemetry.metrics_doc > docs/metrics.md`."""
+
+from __future__ import annotations
+
+from genai_sre.telemetry.metrics import METRICS
+
+__all__ = ["render"]
+
+HEADER = """# Metrics
+
+Every metric genai-sre exports, generated from the one table that defines them
+(`genai_sre/telemetry/metrics.py`); a test keeps this page in step with it.
+Prometheus names are shown as exposed on the admin port's `/metrics` (counters end
+in `_total`, histograms add `_bucket`, `_sum`, `_count`). The same instruments go
+over OTLP when it is enabled; the GenAI semantic-convention metrics use their
+OpenTelemetry names there (column "OTLP name").
+
+Label values are bounded: routes, models, tenants and group values outside the
+configured allow-lists are exported as `other`; no label carries free text, a
+prompt or a user id.
+
+| Name | Type | Unit | Labels | OTLP name | Description |
+| --- | --- | --- | --- | --- | --- |
+"""
+
+
+def render() -> str:
+    rows = []
+    for m in METRICS:
+        labels = ", ".join(f"`{label}`" for label in m.labels) or "–"
+        otel = f"`{m.otel_name}`" if m.otel_name else "–"
+        kind = m.kind + (" (scrape time)" if getattr(m, "collected", False) else "")
+        rows.append(f"| `{m.exposed_name}` | {kind} | {m.unit or '–'} | {labels} | {otel} | {m.description} |")
+    return HEADER + "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(render(), end="")
