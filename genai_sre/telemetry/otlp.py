@@ -143,7 +143,7 @@ class OTLPExporter:
     def _run(self) -> None:
         next_metrics = time.monotonic() + self.settings.metric_interval_s
         while True:
-            wait = min(self.settings.schedule_delay_s, max(0.0, next_metrics - time.monotonic()))
+            wait = max(0.01, min(self.settings.schedule_delay_s, next_metrics - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
             stopping = self._stopping.is_set()
@@ -163,10 +163,12 @@ class OTLPExporter:
                 return
 
     def _export_spans(self) -> None:
-        while self._queue:
+        pending = len(self._queue)  # what is queued now: a steady inflow must not starve the metric export
+        while pending > 0 and self._queue:
             batch: list[Evaluation] = []
-            while self._queue and len(batch) < self.settings.max_batch_size:
+            while self._queue and len(batch) < min(pending, self.settings.max_batch_size):
                 batch.append(self._queue.popleft())
+            pending -= len(batch)
             spans: list[ReadableSpan] = []
             built = 0
             now = time.time_ns()
