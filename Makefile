@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CHECKOV := .venv-checkov/bin/checkov
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install system-deps lint typecheck unit bench e2e-llm clean
+.PHONY: demo test install system-deps lint typecheck unit bench e2e-llm clean deploy-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +34,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check genai_sre detectors tests bench
 	$(VENV)/bin/mypy
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps $(CHECKOV) lint
 	$(PY) -m pytest -q
+
+# checkov pins dependencies that conflict with the project's (openai<1): it gets a venv of its own.
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q checkov==3.3.30
+
+# Static checks of deploy/ (hadolint, checkov, kubernetes-validate, compose schema, promtool, amtool)
+# and the dashboard queries against a real Prometheus.
+deploy-check: $(STAMP) system-deps $(CHECKOV)
+	$(PY) -m pytest -q tests/deploy tests/dashboards
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"
@@ -48,4 +59,4 @@ e2e-llm: $(STAMP)
 	$(PY) bench/e2e_llm.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache

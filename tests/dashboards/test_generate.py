@@ -19,8 +19,19 @@ PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 # Names a query may read besides the metric table: the generated recordings and Prometheus' own series.
 RECORDED = re.compile(r"^(slo:[a-z_]+:[a-z_]+(rate\w+)?|ALERTS|up|vector|sloth_slo_info)$")
 FUNCTIONS = {
-    "sum", "rate", "increase", "histogram_quantile", "max", "min", "by", "on", "group_left", "or", "and",
-    "vector", "le",
+    "sum",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "max",
+    "min",
+    "by",
+    "on",
+    "group_left",
+    "or",
+    "and",
+    "vector",
+    "le",
 }
 
 
