@@ -22,6 +22,7 @@ __all__ = [
     "AlertingSettings",
     "Config",
     "DetectorConfig",
+    "GuardConfig",
     "IncidentsSettings",
     "LabelsConfig",
     "LoggingConfig",
@@ -62,6 +63,17 @@ class UpstreamConfig:
 
 
 @dataclass(frozen=True)
+class GuardConfig:
+    """Opt-in guard mode: score non-streaming answers before they reach the client."""
+
+    enabled: bool = False
+    routes: Mapping[str, float] = field(default_factory=dict)  # route -> risk threshold
+    action: Literal["header", "refuse"] = "header"
+    scorer: str = "detectors.hallucination.guard:score_text"
+    refusal_message: str = "I can't give a reliable answer to that from the information provided."
+
+
+@dataclass(frozen=True)
 class ProxyConfig:
     host: str = "127.0.0.1"
     port: int = 8788
@@ -69,7 +81,7 @@ class ProxyConfig:
     capture_limit_bytes: int = 1024 * 1024
     shutdown_grace_s: float = 30.0
     request_id_header: str = "x-request-id"
-    guard: Mapping[str, float] = field(default_factory=dict)
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
 
 @dataclass(frozen=True)
@@ -218,7 +230,12 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     if path is None:
         data: dict[str, Any] = {}
         doc = load_document("{}", "<defaults>", environ)
-        base = "."
+        # Without a config file, the SLO and alerting files come from the `configs/` folder shipped
+        # beside the package (a source checkout or the container image); without one, they are off.
+        bundled = Path(__file__).resolve().parents[1] / "configs"
+        base = str(bundled)
+        if not (bundled / "slos.yaml").is_file():
+            data = {"slo": {"file": None}, "alerting": {"file": None}}
     else:
         p = Path(path)
         try:

@@ -118,7 +118,7 @@ def _wire_otlp(sidecar: Sidecar) -> None:
     exporter = build_otlp(sidecar.config, sidecar.metrics)
     if exporter is not None:
         sidecar.sinks.append(exporter)
-        sidecar.on_close(exporter.shutdown)
+        sidecar.on_close(exporter.aclose)
 
 
 def check_files(config: Config) -> list[str]:

@@ -30,6 +30,7 @@ from multidict import CIMultiDict
 
 from genai_sre.config import Config, UpstreamConfig
 from genai_sre.events import Capture, TraceIds
+from genai_sre.proxy.guard import Guard
 from genai_sre.proxy.headers import capturable, request_headers_for_upstream, response_headers_for_client
 from genai_sre.proxy.routes import BoundedLabel, UpstreamTable, extract_model
 from genai_sre.telemetry.metrics import Metrics, status_class
@@ -138,6 +139,7 @@ class ProxyHandler:
         self.request_id_header = config.proxy.request_id_header
         self.tenant_header = config.labels.tenant_header
         self.in_flight = 0
+        self.guard = Guard(config.proxy.guard) if config.proxy.guard.enabled else None
         self._requests = metrics.counter("genai_sre_requests")
         self._errors = metrics.counter("genai_sre_upstream_errors")
         self._overhead = metrics.histogram("genai_sre_proxy_overhead_seconds")
@@ -148,6 +150,8 @@ class ProxyHandler:
     async def start(self) -> None:
         for up in self.upstreams.values():
             await up.start()
+        if self.guard is not None:  # load the scorer's model now, not on the first guarded request
+            await asyncio.to_thread(self.guard.scorer, "warm-up context.", "warm-up?", "warm-up answer.")
 
     async def aclose(self) -> None:
         for up in self.upstreams.values():
@@ -240,6 +244,8 @@ class ProxyHandler:
                     t_first = t_last = self.clock()
                     captured += data[: self.capture_limit]
                     chunks.append((len(data), t_last))
+                    if self.guard is not None and status == 200 and self.guard.threshold(route) is not None:
+                        data = await self._guard(route, up, body, data, out_headers)
                     response = web.Response(body=data, status=status, reason=upstream_resp.reason, headers=out_headers)
                     post_overhead = self.clock() - t_last
                     return response
@@ -304,6 +310,18 @@ class ProxyHandler:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    async def _guard(self, route: str, up: _Upstream, body: bytes, data: bytes, headers: CIMultiDict[str]) -> bytes:
+        """Opt-in guard mode: the client waits for the risk score of this answer (measured separately)."""
+        assert self.guard is not None
+        is_anthropic = up.config.provider == "anthropic" or (up.config.provider == "auto" and route == "/v1/messages")
+        verdict = await self.guard.check(route, body, data, is_anthropic)
+        if verdict is None:
+            return data
+        headers["x-genai-sre-hallucination-risk"] = f"{verdict.risk:.3f}"
+        if verdict.refused:
+            headers["x-genai-sre-guard"] = "refused"
+        return verdict.body
+
     async def _read_body(self, request: web.BaseRequest, declared: int | None) -> bytes:
         if not request.body_exists:
             return b""
@@ -356,7 +374,8 @@ class ProxyHandler:
             pre = (t_sent - t0) if t_sent is not None else 0.0
             self._overhead.labels(name, route).observe(pre + post_overhead)
             operation = _OPERATIONS.get(route, "other")
-            self._duration.labels(operation, _provider(up.config), model_label, error or "").observe(now - t0)
+            error_type = error or (str(status) if status >= 500 else "")  # OTel: error.type, the status code
+            self._duration.labels(operation, _provider(up.config), model_label, error_type).observe(now - t0)
             ok = error in (None, "client_disconnect") and 0 < status < 500
             tenant = request.headers.get(self.tenant_header)
             if self.sli is not None:
