@@ -57,24 +57,28 @@ def _base_labels(slos: SLOFile, slo: SLOSpec) -> dict[str, str]:
 
 
 def _sli_group(slos: SLOFile, slo: SLOSpec) -> dict[str, Any]:
-    every = f'{METRIC}{{slo="{slo.name}"}}'
-    bad = f'{METRIC}{{slo="{slo.name}", outcome="bad"}}'
     sel = _sloth_sel(slos, slo)
     rules = []
     for w_s in slos.recording_windows_s(slo):
         w = format_duration(w_s)
         labels = {**_base_labels(slos, slo), "sloth_window": w}
         events = f"slo:sli_events:rate{w}{{{sel}}}"
-        # Rules of a group run in order: the ratio reuses the event rate recorded just before it (the
-        # alerts' low-traffic guard reads it too). `or ... 0 *` keeps the ratio at 0, not absent,
-        # before the first bad event ever.
-        rate = f"sum by (slo) (rate({every}[{w}]))"
-        rules.append({"record": f"slo:sli_events:rate{w}", "expr": rate, "labels": dict(labels)})
+        bad = f'slo:sli_events:rate{w}{{{sel}, outcome="bad"}}'
+        # One pass over the raw counter per window, by outcome; the ratio (the next rule: rules of a
+        # group run in order) and the alerts' low-traffic guard read it. `or ... 0 *` keeps the ratio
+        # at 0, not absent, before the first bad event ever.
+        rules.append(
+            {
+                "record": f"slo:sli_events:rate{w}",
+                "expr": f'sum by (slo, outcome) (rate({METRIC}{{slo="{slo.name}"}}[{w}]))',
+                "labels": dict(labels),
+            }
+        )
         rules.append(
             {
                 "record": f"slo:sli_error:ratio_rate{w}",
                 "expr": (
-                    f"(sum by (slo) (rate({bad}[{w}]))\n  or on (slo) 0 * sum by (slo) ({events}))\n"
+                    f"(sum by (slo) ({bad})\n  or on (slo) 0 * sum by (slo) ({events}))\n"
                     f"/ on (slo) sum by (slo) ({events})\n"
                 ),
                 "labels": dict(labels),
@@ -142,8 +146,8 @@ def _alert_expr(slos: SLOFile, slo: SLOSpec, severity: str) -> str | None:
             for w_s in (cond.short_s, cond.long_s):
                 w = format_duration(w_s)
                 clause += (
-                    f"\n    and on (slo)\n    max(slo:sli_events:rate{w}{{{sel}}} * {_num(w_s)}) without (sloth_window)"
-                    f" >= {min_events}"
+                    f"\n    and on (slo)\n    sum by (slo) (slo:sli_events:rate{w}{{{sel}}})"
+                    f" * {_num(w_s)} >= {min_events}"
                 )
         parts.append(f"(\n    {clause}\n)")
     return "\nor\n".join(parts) + "\n" if parts else None

@@ -53,13 +53,17 @@ class BucketRing:
         return True
 
     def totals(self, now: float, window_s: float) -> tuple[int, int]:
-        """(good, bad) in the `ceil(window / width)` buckets ending with the one holding `now`."""
+        """(good, bad) in the buckets from the one holding `now - window` to the one holding `now`.
+
+        When `now` and the window are whole buckets this is exactly the events in `[now - window, now)`;
+        otherwise the first bucket may add up to one bucket of older events.
+        """
         if self.last < 0:
             return 0, 0
         n_now = int(now // self.width_s)
-        k = min(math.ceil(window_s / self.width_s - 1e-9), self.count)
+        first = math.floor((now - window_s) / self.width_s + 1e-9)
         hi = min(n_now, self.last)  # buckets after `last` are empty
-        lo = max(n_now - k + 1, self.last - self.count + 1)
+        lo = max(first, n_now - self.count + 1, self.last - self.count + 1)
         if hi < lo:
             return 0, 0
         return self._sum(self.good, lo, hi), self._sum(self.bad, lo, hi)
@@ -104,7 +108,7 @@ class EventWindows:
     def __init__(self, longest_s: float, settings: WindowSettings | None = None) -> None:
         self.settings = settings or WindowSettings()
         s = self.settings
-        self.fine = BucketRing(s.fine_bucket_s, math.ceil(s.fine_span_s / s.fine_bucket_s))
+        self.fine = BucketRing(s.fine_bucket_s, math.ceil(s.fine_span_s / s.fine_bucket_s) + 1)
         self.coarse = BucketRing(s.coarse_bucket_s, math.ceil(longest_s / s.coarse_bucket_s) + 1)
 
     def add(self, t: float, good: int, bad: int) -> None:
