@@ -7,9 +7,11 @@ container run (the dependency-list script, the HEALTHCHECK) run here against the
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,3 +112,31 @@ def test_healthcheck_command_probes_a_real_sidecar() -> None:
         assert ok.returncode == 0, ok.stderr
     down = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=20)
     assert down.returncode != 0, "the health check must fail when the sidecar is down"
+
+
+def test_the_copied_source_builds_the_package(tmp_path: Path) -> None:
+    """`pip install --no-deps /build` over exactly what the builder stage copies yields a complete wheel."""
+    ctx = tmp_path / "build"
+    ctx.mkdir()
+    for ins in stages()["builder"]:
+        if ins.keyword != "COPY":
+            continue
+        *sources, _dest = ins.args.split()
+        for src in sources:
+            src = src.rstrip("/")
+            if (ROOT / src).is_dir():
+                shutil.copytree(ROOT / src, ctx / src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy(ROOT / src, ctx / src)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(ctx), "-w", str(ctx)]
+    proc = subprocess.run(pip, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = ctx.glob("genai_sre-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        (eps,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        entry_points = zf.read(eps).decode()
+    assert "genai-sre = genai_sre.cli:main" in entry_points
+    assert "genai_sre/cli/serve.py" in names and "genai_sre/dashboards/__init__.py" in names
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "detectors").rglob("*.json")}
+    assert shipped and shipped <= names, sorted(shipped - names)
