@@ -26,7 +26,7 @@ from detectors.hallucination.model import DEFAULT_MODEL_PATH, Matrix, RiskModel,
 from genai_sre.errors import DatasetError
 from genai_sre.evaluation import DatasetRow, auroc, load_dataset
 
-__all__ = ["C_GRID", "SLO_FALSE_ALARM_RATE", "train", "train_model"]
+__all__ = ["C_GRID", "MONOTONE", "SLO_FALSE_ALARM_RATE", "column_signs", "fit_logistic", "train", "train_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +58,12 @@ def _features(rows: Sequence[DatasetRow]) -> tuple[Matrix, list[str]]:
     return np.array([f.values for f in feats], dtype=np.float64), [f.task for f in feats]
 
 
-def _bounds() -> list[tuple[float | None, float | None]]:
-    bounds: list[tuple[float | None, float | None]] = [(None, None)]  # intercept
-    for column in design_columns(FEATURE_NAMES):
-        sign = MONOTONE.get(column.split("*")[0], 0)
-        bounds.append((0.0, None) if sign > 0 else (None, 0.0) if sign < 0 else (None, None))
-    return bounds
+def column_signs() -> list[int]:
+    """+1 / -1 / 0 per design column: the sign its weight must have (0: free)."""
+    return [MONOTONE.get(column.split("*")[0], 0) for column in design_columns(FEATURE_NAMES)]
 
 
-def fit_logistic(Z: Matrix, y: Matrix, C: float) -> tuple[Matrix, float]:
+def fit_logistic(Z: Matrix, y: Matrix, C: float, signs: Sequence[int] | None = None) -> tuple[Matrix, float]:
     """L2 logistic regression (sklearn's objective: C * log-loss sum + ||w||^2 / 2) with sign bounds."""
     from scipy.optimize import minimize
 
@@ -80,9 +77,12 @@ def fit_logistic(Z: Matrix, y: Matrix, C: float) -> tuple[Matrix, float]:
         grad = np.concatenate(([C * g.sum()], C * (Z.T @ g) + w))
         return C * loss + 0.5 * float(w @ w), grad
 
+    bounds: list[tuple[float | None, float | None]] = [(None, None)]  # intercept
+    for sign in signs if signs is not None else column_signs():
+        bounds.append((0.0, None) if sign > 0 else (None, 0.0) if sign < 0 else (None, None))
     theta0 = np.zeros(Z.shape[1] + 1)
     res = minimize(
-        objective, theta0, jac=True, method="L-BFGS-B", bounds=_bounds(), options={"maxiter": 5000, "gtol": 1e-9}
+        objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 5000, "gtol": 1e-9}
     )
     return np.asarray(res.x[1:], dtype=np.float64), float(res.x[0])
 

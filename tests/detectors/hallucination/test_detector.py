@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from detectors.hallucination import HallucinationDetector
+from detectors.hallucination.scorer import RiskResult, ScoreInput
 from genai_sre.detection.base import Detector, DetectorContext
 from genai_sre.errors import ConfigError
 from genai_sre.events import ContextPart, Exchange
@@ -74,33 +76,28 @@ def test_concurrent_calls_are_batched(executor: str) -> None:
     asyncio.run(main())
 
 
-def test_event_loop_stays_responsive_while_scoring() -> None:
-    async def main() -> float:
+def test_scoring_runs_off_the_event_loop_thread() -> None:
+    # Timing-free check of "never blocks the loop": the CPU work happens in the worker thread.
+    # (Loop lag under load is measured by bench/hallucination_speed.py, not asserted here.)
+    seen: set[int] = set()
+
+    async def main() -> int:
         det = HallucinationDetector()
-        long_context = " ".join([CONTEXT] * 12)
-        worst = 0.0
-        stop = False
+        real = det._scorer.score_batch
 
-        async def ticker() -> None:
-            nonlocal worst
-            loop = asyncio.get_running_loop()
-            while not stop:
-                t = loop.time()
-                await asyncio.sleep(0.001)
-                worst = max(worst, loop.time() - t - 0.001)
+        def recording(items: list[ScoreInput]) -> list[RiskResult]:
+            seen.add(threading.get_ident())
+            return real(items)
 
-        tick = asyncio.create_task(ticker())
+        det._scorer.score_batch = recording  # type: ignore[method-assign]
         try:
-            await asyncio.gather(
-                *(det.detect(make_exchange(f"Completed in {i}.", context=long_context + str(i))) for i in range(64))
-            )
+            await asyncio.gather(*(det.detect(make_exchange(f"Completed in {i}.")) for i in range(20)))
         finally:
-            stop = True
-            await tick
             await det.aclose()
-        return worst
+        return threading.get_ident()
 
-    assert asyncio.run(main()) < 0.1
+    loop_thread = asyncio.run(main())
+    assert seen and loop_thread not in seen
 
 
 def test_built_from_config_and_bad_options_fail_fast() -> None:

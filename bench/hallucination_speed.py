@@ -1,0 +1,167 @@
+"""Speed of the hallucination detector with its default configuration.
+
+    python bench/hallucination_speed.py [--n 400]
+
+Workload: RAGTruth test answers cut to about 100 tokens (75 words), each
+against its own context padded to about 1,000 tokens (750 words) with other
+contexts, so the context-index cache never hits. Prints:
+
+- scorer throughput in one process, and with two worker processes (2 cores);
+- the detector at 10 answers/s (open loop): per-answer latency p50/p99;
+- a burst of `n` concurrent `detect()` calls with the thread and the process
+  executor: throughput and the worst event-loop lag seen by a 1 ms ticker;
+- guard mode (`score_text`, one answer, synchronous): p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from detectors.hallucination import HallucinationDetector, score_text  # noqa: E402
+from detectors.hallucination.scorer import HallucinationScorer, ScoreInput  # noqa: E402
+from genai_sre.evaluation import load_dataset  # noqa: E402
+from genai_sre.events import ContextPart, Exchange  # noqa: E402
+
+DATA = ROOT / "bench" / "data" / "hallucination" / "ragtruth.jsonl.gz"
+
+
+def workload(n: int, tag: str) -> list[ScoreInput]:
+    rows = load_dataset(DATA, split="test")
+    out: list[ScoreInput] = []
+    for i in range(n):
+        r = rows[i % len(rows)]
+        words = r.context.split()
+        k = 1
+        while len(words) < 750:
+            words += rows[(i + k) % len(rows)].context.split()
+            k += 1
+        context = f"[{tag}-{i}] " + " ".join(words[:750])  # unique: no cache hits
+        out.append(ScoreInput(context, r.question, " ".join(r.answer.split()[:75])))
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _score_chunk(items: list[ScoreInput]) -> int:
+    scorer = HallucinationScorer()
+    for start in range(0, len(items), 32):
+        scorer.score_batch(items[start : start + 32])
+    return len(items)
+
+
+def scorer_throughput(items: list[ScoreInput]) -> None:
+    scorer = HallucinationScorer()
+    scorer.score_batch(items[:1])
+    t = time.perf_counter()
+    for start in range(0, len(items), 32):
+        scorer.score_batch(items[start : start + 32])
+    one = len(items) / (time.perf_counter() - t)
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_score_chunk, [items[:2], items[2:4]]))  # warm both workers
+        t = time.perf_counter()
+        half = len(items) // 2
+        done = sum(pool.map(_score_chunk, [items[:half], items[half:]]))
+        two = done / (time.perf_counter() - t)
+    print(f"scorer, batches of 32, cold context cache: 1 process {one:.0f} answers/s; 2 processes {two:.0f} answers/s")
+
+
+def exchange(item: ScoreInput, i: int) -> Exchange:
+    return Exchange(
+        id=str(i), started_at=0.0, provider="openai", operation="chat", route="/v1/chat/completions",
+        upstream="bench", status=200, stream=False, context=(ContextPart("document", item.context),),
+        question=item.question, answer=item.answer,
+    )  # fmt: skip
+
+
+async def open_loop(items: list[ScoreInput], rate: float, seconds: float) -> None:
+    det = HallucinationDetector()
+    await det.detect(exchange(items[0], 0))
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        t = time.perf_counter()
+        await det.detect(exchange(items[i % len(items)], i))
+        latencies.append((time.perf_counter() - t) * 1000)
+
+    tasks = []
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    await det.aclose()
+    print(
+        f"detector at {rate:.0f} answers/s for {seconds:.0f} s: p50 {statistics.median(latencies):.1f} ms, "
+        f"p99 {pct(latencies, 99):.1f} ms, max {max(latencies):.1f} ms"
+    )
+
+
+async def burst(items: list[ScoreInput], executor: str) -> None:
+    det = HallucinationDetector(executor=executor)  # type: ignore[arg-type]
+    await det.detect(exchange(items[0], 0))
+    lags: list[float] = []
+    stop = False
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while not stop:
+            t = loop.time()
+            await asyncio.sleep(0.001)
+            lags.append((loop.time() - t - 0.001) * 1000)
+
+    tick = asyncio.create_task(ticker())
+    t = time.perf_counter()
+    await asyncio.gather(*(det.detect(exchange(it, i)) for i, it in enumerate(items)))
+    elapsed = time.perf_counter() - t
+    stop = True
+    await tick
+    await det.aclose()
+    print(
+        f"detector burst of {len(items)}, executor={executor}: {len(items) / elapsed:.0f} answers/s "
+        f"in {det.batches} batches; event-loop lag p99 {pct(lags, 99):.1f} ms, max {max(lags):.1f} ms"
+    )
+
+
+def guard(items: list[ScoreInput]) -> None:
+    score_text(items[0].context, items[0].question, items[0].answer)
+    times = []
+    for it in items[:200]:
+        t = time.perf_counter()
+        score_text(it.context, it.question, it.answer)
+        times.append((time.perf_counter() - t) * 1000)
+    print(
+        f"guard score_text (one answer, cold cache): p50 {statistics.median(times):.2f} ms, p99 {pct(times, 99):.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=400, help="answers in the workload (default 400)")
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
+    items = workload(args.n, "scorer")
+    scorer_throughput(items)
+    asyncio.run(open_loop(workload(args.n, "open"), rate=10, seconds=10))
+    for executor in ("thread", "process"):
+        asyncio.run(burst(workload(args.n, executor), executor))
+    guard(workload(200, "guard"))
+
+
+if __name__ == "__main__":
+    main()
