@@ -37,6 +37,10 @@ MESSAGES = [
     {"role": "user", "content": "How tall is the Eiffel Tower and when was it completed?"},
 ]
 
+# Small windows and counts so the bias detector reports within the test's few seconds.
+BIAS = {"min_count": 5, "evaluate_every_s": 1.0, "bucket_s": 1.0, "windows_s": [10.0]}
+REGIONS = ("eu", "us")
+
 # (dashboard uid, panel title): panels that must show data after the load above.
 MUST_HAVE_DATA = (
     {
@@ -100,7 +104,11 @@ def configure(tmp: Path):  # type: ignore[no-untyped-def]
     def apply(cfg: Config) -> Config:
         return replace(
             cfg,
-            detectors=(DetectorConfig(name="hallucination", type="hallucination"),),
+            detectors=(
+                DetectorConfig(name="hallucination", type="hallucination"),
+                DetectorConfig(name="bias", type="bias", options=BIAS),
+            ),
+            labels=replace(cfg.labels, group_headers={"region": "x-user-region"}),
             storage=replace(cfg.storage, data_dir=str(tmp / "data")),
             slo=replace(cfg.slo, file=str(ROOT / "configs" / "slos.yaml")),
             alerting=replace(cfg.alerting, file=str(ROOT / "configs" / "alerting.yaml")),
@@ -117,10 +125,15 @@ def test_every_dashboard_query_runs_against_prometheus(tmp_path: Path) -> None:
             start = time.time()
             client = openai.OpenAI(base_url=s.proxy_url + "/v1", api_key="sk-test", max_retries=0)
             for i in range(50):
-                if i % 2:
-                    list(client.chat.completions.create(model="mock-llm", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+                headers = {"x-user-region": REGIONS[i % 2]}
+                if i % 3:
+                    list(client.chat.completions.create(  # type: ignore[call-overload]
+                        model="mock-llm", messages=MESSAGES, stream=True, extra_headers=headers
+                    ))
                 else:
-                    client.chat.completions.create(model="mock-llm", messages=MESSAGES)  # type: ignore[arg-type]
+                    client.chat.completions.create(  # type: ignore[call-overload]
+                        model="mock-llm", messages=MESSAGES, extra_headers=headers
+                    )
                 time.sleep(0.08)
             s.idle()
             time.sleep(3)  # three more scrapes after the last request
