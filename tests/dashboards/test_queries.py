@@ -20,6 +20,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from genai_sre.config import Config, DetectorConfig
 from genai_sre.dashboards import DASHBOARDS, build, targets
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.y*ml"))
 SCENARIO = Scenario(phases=(Phase(name="fast", ttft_s=Latency(0.005, 0.02), tokens_per_s=5000),))
-MESSAGES = [
+MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "The Eiffel Tower is 330 metres tall. It was completed in 1889."},
     {"role": "user", "content": "How tall is the Eiffel Tower and when was it completed?"},
 ]
@@ -127,11 +128,11 @@ def test_every_dashboard_query_runs_against_prometheus(tmp_path: Path) -> None:
             for i in range(50):
                 headers = {"x-user-region": REGIONS[i % 2]}
                 if i % 3:
-                    list(client.chat.completions.create(  # type: ignore[call-overload]
+                    list(client.chat.completions.create(
                         model="mock-llm", messages=MESSAGES, stream=True, extra_headers=headers
                     ))
                 else:
-                    client.chat.completions.create(  # type: ignore[call-overload]
+                    client.chat.completions.create(
                         model="mock-llm", messages=MESSAGES, extra_headers=headers
                     )
                 time.sleep(0.08)
