@@ -12,6 +12,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from genai_sre.dashboards.panels import (
     RATE,
     Grid,
+    links,
     metric,
     query,
     query_variable,
@@ -39,6 +40,7 @@ def build() -> dm.Dashboard:
         .timezone("utc")
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
+        .link(links())
         .with_variable(query_variable("attribute", "Attribute", f"{disparity}, attribute"))
     )
     d = d.with_row(g.row("Disparity"))

@@ -21,6 +21,7 @@ __all__ = [
     "RATE",
     "Grid",
     "Placeable",
+    "links",
     "metric",
     "query",
     "query_variable",
@@ -63,6 +64,19 @@ def query_variable(name: str, label: str, source: str) -> dashboard.QueryVariabl
         .include_all(True)
         .all_value(".*")
         .current(dm.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def links() -> dashboard.DashboardLink:
+    """A link bar to every genai-sre dashboard (they all carry the tag `genai-sre`), keeping the time range."""
+    return (
+        dashboard.DashboardLink("genai-sre")
+        .type(dm.DashboardLinkType.DASHBOARDS)
+        .tags(["genai-sre"])
+        .as_dropdown(False)
+        .keep_time(True)
+        .include_vars(False)
+        .target_blank(False)
     )
 
 

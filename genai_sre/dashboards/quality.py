@@ -11,7 +11,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard, heatmap
 from grafana_foundation_sdk.models import dashboard as dm
 
-from genai_sre.dashboards.panels import PROM, RATE, Grid, metric, query, query_variable, timeseries_panel
+from genai_sre.dashboards.panels import PROM, RATE, Grid, links, metric, query, query_variable, timeseries_panel
 
 __all__ = ["EVALUATION", "UID", "build", "flagged_ratio"]
 
@@ -42,6 +42,7 @@ def build() -> dm.Dashboard:
         .timezone("utc")
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
+        .link(links())
         .with_variable(query_variable("route", "Route", f"{score}_count, route"))
         .with_variable(query_variable("model", "Model", f"{score}_count, model"))
     )

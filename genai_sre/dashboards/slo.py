@@ -14,6 +14,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from genai_sre.dashboards.panels import (
     RATE,
     Grid,
+    links,
     metric,
     query,
     query_variable,
@@ -51,6 +52,7 @@ def build() -> dm.Dashboard:
         .timezone("utc")
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
+        .link(links())
         .with_variable(query_variable("slo", "SLO", "slo:objective:ratio, slo"))
     )
     d = d.with_row(g.row("Budget"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
 from grafana_foundation_sdk.models import dashboard as dm
 
-from genai_sre.dashboards.panels import RATE, Grid, metric, query, query_variable, stat_panel, timeseries_panel
+from genai_sre.dashboards.panels import RATE, Grid, links, metric, query, query_variable, stat_panel, timeseries_panel
 
 __all__ = ["UID", "build", "percentiles"]
 
@@ -55,6 +55,7 @@ def build() -> dm.Dashboard:
         .timezone("utc")
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
+        .link(links())
         .with_variable(query_variable("route", "Route", f"{requests}, route"))
         .with_variable(query_variable("model", "Model", f"{requests}, model"))
     )
