@@ -23,8 +23,11 @@ from detectors.hallucination.text import (
     NEGATIONS,
     Sentence,
     content_stems,
+    is_content,
     normalise_number,
     sentences,
+    stem,
+    tokens,
     words,
 )
 
@@ -140,29 +143,30 @@ def index_context(text: str) -> ContextIndex:
 
 
 def _build_index(text: str) -> ContextIndex:
-    tokens = words(text)
-    lowers = [w.text.lower() for w in tokens]
-    stems_all = {s for _, s in content_stems(tokens)}
-    numbers = {n for t in lowers if (n := normalise_number(t)) is not None}
-    bigrams = set(zip(lowers, lowers[1:], strict=False))
+    all_lowers: list[str] = []
+    stems_all: set[str] = set()
+    numbers: set[str] = set()
     indexed: list[_IndexedSentence] = []
     postings: dict[str, list[int]] = {}
     for i, sent in enumerate(sentences(text)):
-        toks = words(sent.text)
-        st = frozenset(s for _, s in content_stems(toks))
-        nums = frozenset(n for w in toks if (n := normalise_number(w.text)) is not None)
-        neg = any(w.text.lower() in NEGATIONS or w.text.lower().endswith("n't") for w in toks)
+        lowers = [t.lower() for t in tokens(sent.text)]
+        all_lowers.extend(lowers)
+        st = frozenset(stem(low) for low in lowers if is_content(low))
+        nums = frozenset(n for low in lowers if (n := normalise_number(low)) is not None)
+        neg = any(low in NEGATIONS or low.endswith("n't") for low in lowers)
         indexed.append(_IndexedSentence(st, nums, neg))
+        stems_all |= st
+        numbers |= nums
         for s in st:
             postings.setdefault(s, []).append(i)
     return ContextIndex(
         stems=frozenset(stems_all),
-        lower=frozenset(lowers),
+        lower=frozenset(all_lowers),
         numbers=frozenset(numbers),
-        bigrams=frozenset(bigrams),
+        bigrams=frozenset(zip(all_lowers, all_lowers[1:], strict=False)),
         sentences=tuple(indexed),
         postings={k: tuple(v) for k, v in postings.items()},
-        n_words=len(tokens),
+        n_words=len(all_lowers),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "NEGATIONS",
@@ -17,9 +18,11 @@ __all__ = [
     "Sentence",
     "Word",
     "content_stems",
+    "is_content",
     "normalise_number",
     "sentences",
     "stem",
+    "tokens",
     "words",
 ]
 
@@ -96,6 +99,16 @@ def _append(out: list[Sentence], text: str, start: int, end: int) -> None:
         out.append(Sentence(stripped, start + lead, start + lead + len(stripped)))
 
 
+def tokens(text: str) -> list[str]:
+    """The word and number tokens of `text`, without offsets (the fast path for contexts)."""
+    return _WORD.findall(text)
+
+
+def is_content(low: str) -> bool:
+    return low not in STOPWORDS and (len(low) >= 2 or low.isdigit())
+
+
+@lru_cache(maxsize=1 << 16)
 def stem(token: str) -> str:
     """Lower-case and strip one common English suffix ("grilling" -> "grill")."""
     t = token.lower().strip("'-")
@@ -110,6 +123,7 @@ def stem(token: str) -> str:
     return t.rstrip("e") if len(t) > 4 else t
 
 
+@lru_cache(maxsize=1 << 14)
 def normalise_number(token: str) -> str | None:
     """Canonical form of a numeric token or number word, or None if it is not one."""
     low = token.lower()
@@ -130,7 +144,7 @@ def content_stems(tokens: list[Word]) -> list[tuple[Word, str]]:
     out: list[tuple[Word, str]] = []
     for w in tokens:
         low = w.text.lower()
-        if low in STOPWORDS or (len(low) < 2 and not low.isdigit()):
+        if not is_content(low):
             continue
         out.append((w, stem(low)))
     return out
