@@ -1,0 +1,12 @@
+"""Bias drift and fairness monitoring across user groups, with counterfactual probes.
+
+`BiasDetector` (entry point `bias`) compares outcomes between groups over
+sliding windows; `RefusalDetector` (entry point `refusal`) flags refusals;
+`ProbeRunner` sends counterfactual probe prompts on a schedule.
+"""
+
+from __future__ import annotations
+
+from detectors.bias.detector import BiasDetector
+
+__all__ = ["BiasDetector"]
