@@ -1,6 +1,6 @@
 """`genai-sre slo status`: a table of every SLO, read from the engine's SQLite snapshot.
 
-It reads `<data_dir>/slo.sqlite` (written by the running sidecar every
+It reads `<data_dir>/slo.db` (written by the running sidecar every
 `slo.snapshot_interval_s` and on shutdown), so it needs no admin token and
 works while the sidecar is down; figures are as fresh as the last snapshot.
 """
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = inner.add_parser("status", help="error ratios, burn rates, budget left and firing alerts per SLO")
     s.add_argument("--config", default=os.environ.get("GENAI_SRE_CONFIG"), help="sidecar config (data dir, SLO file)")
     s.add_argument("--slos", help="SLO file (default: the config's slo.file, else configs/slos.yaml)")
-    s.add_argument("--data-dir", help="data directory holding slo.sqlite (default: the config's storage.data_dir)")
+    s.add_argument("--data-dir", help="data directory holding slo.db (default: the config's storage.data_dir)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=run)
 

@@ -1,4 +1,4 @@
-"""SQLite snapshots of the SLO engine's window state (`<data_dir>/slo.sqlite`).
+"""SQLite snapshots of the SLO engine's window state (`<data_dir>/slo.db`).
 
 Each snapshot replaces the previous one in a single transaction: one row per
 SLO and bucket ring (the counts as a blob), plus the alerts firing and the
@@ -18,7 +18,7 @@ from genai_sre.errors import StorageError
 
 __all__ = ["DEFAULT_FILENAME", "EngineState", "RingState", "SLOStore"]
 
-DEFAULT_FILENAME = "slo.sqlite"
+DEFAULT_FILENAME = "slo.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slo_rings (

@@ -121,7 +121,7 @@ def test_snapshot_interval_restore_and_firing_state(tmp_path: Path) -> None:
     fired = engine.evaluate()  # more than 10 s since start: snapshots
     assert {a.labels["severity"] for a in fired} == {"page", "ticket"}
     engine.record("avail", False, count=1000)  # not in the snapshot (lost on a crash)
-    assert (tmp_path / "slo.sqlite").exists()
+    assert (tmp_path / "slo.db").exists()
 
     again = SLOEngine(SLOS, clock=clock, store=SLOStore(tmp_path))
     assert again.restore() == clock.t
