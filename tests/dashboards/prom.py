@@ -57,9 +57,12 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus(tmp: Path, targets: Sequence[str], rule_files: Sequence[Path] = ()) -> Iterator[Prometheus]:
+def prometheus(
+    tmp: Path, targets: Sequence[str] = (), rule_files: Sequence[Path] = (), config: dict[str, Any] | None = None
+) -> Iterator[Prometheus]:
+    """Scrape `targets` as job `genai-sre` every second with `rule_files`, or run a whole `config`."""
     port = free_port()
-    config = {
+    config = config or {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
         "rule_files": [str(p.resolve()) for p in rule_files],
         "scrape_configs": [{"job_name": "genai-sre", "static_configs": [{"targets": list(targets)}]}],
