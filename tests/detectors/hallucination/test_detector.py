@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_scoring_runs_off_the_event_loop_thread() -> None:
         det = HallucinationDetector()
         real = det._scorer.score_batch
 
-        def recording(items: list[ScoreInput]) -> list[RiskResult]:
+        def recording(items: Sequence[ScoreInput]) -> list[RiskResult]:
             seen.add(threading.get_ident())
             return real(items)
 
