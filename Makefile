@@ -52,6 +52,8 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/proxy_overhead.py
+	$(PY) bench/hallucination_eval.py quality
+	$(PY) bench/hallucination_speed.py
 
 # A real local LLM behind the sidecar (llama-cpp-python builds from source: ~10 min on 2 cores).
 e2e-llm: $(STAMP)
