@@ -45,13 +45,15 @@ logger = logging.getLogger(__name__)
 DETECTOR_GROUP = "genai_sre.detectors"
 
 
-def build_detector_slots(config: Config, registry: CollectorRegistry, wall: Callable[[], float]) -> list[DetectorSlot]:
+def build_detector_slots(config: Config, metrics: Metrics, wall: Callable[[], float]) -> list[DetectorSlot]:
     slots = []
     data_dir = config.resolve(config.storage.data_dir)
     for d in config.detectors:
         if not d.enabled:
             continue
-        ctx = DetectorContext(name=d.name, clock=wall, registry=registry, data_dir=data_dir)
+        ctx = DetectorContext(
+            name=d.name, clock=wall, registry=metrics.registry, data_dir=data_dir, extra={"metrics": metrics}
+        )
         detector = build(DETECTOR_GROUP, d.name, d.type, d.options, context=ctx)
         slots.append(
             DetectorSlot(
@@ -79,7 +81,7 @@ class Sidecar:
         self.queue: CaptureQueue[Capture] = CaptureQueue(config.pipeline.queue_size)
         self.parser = ExchangeParser(config.upstreams, config.labels)
         self.runner = DetectorRunner(
-            build_detector_slots(config, self.registry, wall),
+            build_detector_slots(config, self.metrics, wall),
             self.metrics,
             log_interval_s=config.pipeline.failure_log_interval_s,
         )

@@ -17,16 +17,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry
-
     from genai_sre.app import build_detector_slots
+    from genai_sre.telemetry.metrics import Metrics
     from genai_sre.wiring import check_files
 
     config = load_config(args.config, upstream=args.upstream, host=args.host, port=args.port)
     if not config.upstreams:
         print("genai-sre: error: no upstream configured (add `upstreams:` or pass --upstream URL)")
         return 2
-    slots = build_detector_slots(config, CollectorRegistry(), lambda: 0.0)
+    slots = build_detector_slots(config, Metrics(), lambda: 0.0)
     notes = check_files(config)
     print(
         f"config OK: {len(config.upstreams)} upstream(s), {len(slots)} detector(s)" + "".join(f"; {n}" for n in notes)
