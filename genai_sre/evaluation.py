@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -101,10 +102,19 @@ class Report:
     scores: tuple[ScoredRow, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """Plain JSON values; NaN (a metric undefined for a group with one class) becomes null."""
         out = asdict(self)
         out.pop("scores")
         out["groups"] = {k: asdict(v) for k, v in self.groups.items()}
-        return out
+        return _no_nan(out)
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    return value
 
 
 def _open(path: Path) -> Iterable[str]:

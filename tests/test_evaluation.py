@@ -75,3 +75,10 @@ def test_evaluate_and_scores_out(tmp_path: Path) -> None:
     assert lines[1] == {"id": "b", "score": 0.23, "flagged": True}
     with pytest.raises(DatasetError):
         evaluate(LengthEvaluator(), [])
+
+
+def test_json_report_has_no_nan(tmp_path: Path) -> None:
+    rows = load_dataset(write(tmp_path / "d.jsonl", ROWS[:1]))  # one class: AUROC undefined
+    report = evaluate(LengthEvaluator(), rows).to_json()
+    assert report["overall"]["auroc"] is None
+    json.dumps(report, allow_nan=False)
