@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install system-deps lint typecheck unit bench e2e-llm clean deploy-check
+.PHONY: demo test install system-deps lint typecheck unit bench e2e-llm clean deploy-check deploy-generate
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ $(CHECKOV):
 # and the dashboard queries against a real Prometheus.
 deploy-check: $(STAMP) system-deps $(CHECKOV)
 	$(PY) -m pytest -q tests/deploy tests/dashboards
+
+# Regenerate everything in deploy/ that is derived from configs/slos.yaml and the dashboard code.
+deploy-generate: $(STAMP)
+	$(VENV)/bin/genai-sre rules --out deploy/prometheus/rules
+	$(VENV)/bin/genai-sre rules --format prometheusrule --out deploy/kubernetes
+	$(VENV)/bin/genai-sre dashboards --out deploy/grafana/dashboards
+	$(PY) deploy/kubernetes/sync_slos.py
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"

@@ -89,7 +89,7 @@ def test_image_config_loads(tmp_path: Path) -> None:
 def test_kubernetes_configmap_is_fleet_mode_and_loads(tmp_path: Path) -> None:
     data = kube("ConfigMap", "genai-sre-config")["data"]
     assert data["slos.yaml"] == (ROOT / "configs" / "slos.yaml").read_text(), (
-        "deploy/kubernetes/configmap.yaml slos.yaml differs from configs/slos.yaml: copy it over"
+        "deploy/kubernetes/configmap.yaml slos.yaml differs from configs/slos.yaml: make deploy-generate"
     )
     cfg = load_config(_etc(tmp_path, data["config.yaml"], data["slos.yaml"], alerting=False), environ={})
     assert cfg.slo.evaluate == "prometheus" and cfg.incidents.role == "off"
