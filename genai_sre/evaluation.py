@@ -106,7 +106,7 @@ class Report:
         out = asdict(self)
         out.pop("scores")
         out["groups"] = {k: asdict(v) for k, v in self.groups.items()}
-        return _no_nan(out)
+        return {k: _no_nan(v) for k, v in out.items()}
 
 
 def _no_nan(value: Any) -> Any:
