@@ -9,19 +9,13 @@ period and second-scale windows so that the error burst pages within seconds
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
 from genai_sre.slo.engine import SLOEngine
@@ -30,8 +24,8 @@ from genai_sre.slo.sli import SLIRecorder
 from genai_sre.slo.spec import parse_slos
 from genai_sre.slo.window import WindowSettings
 from genai_sre.telemetry.metrics import Metrics
+from tests.slo.promserver import PROMETHEUS, firing, free_port, get_json, prometheus
 
-PROMETHEUS = shutil.which("prometheus")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make system-deps)"),
@@ -49,17 +43,6 @@ slos:
   - {name: avail, objective: 99, period: 1h, sli: {kind: availability}}
 """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.loads(resp.read())
 
 
 class Traffic(threading.Thread):
@@ -106,59 +89,17 @@ def exporter() -> Iterator[tuple[int, Traffic]]:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path, exporter: tuple[int, Traffic]) -> Iterator[str]:
-    assert PROMETHEUS is not None
-    port, _ = exporter
-    (tmp_path / "rules.yml").write_text(render(SLOS))
-    check = subprocess.run(["promtool", "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(tmp_path / "rules.yml")],
-        "scrape_configs": [{"job_name": "genai-sre", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    web = free_port()
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{web}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{web}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if get_json(f"{url}/api/v1/status/runtimeinfo")["status"] == "success":
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "prometheus exited"
-            assert time.monotonic() < deadline, "prometheus did not start in 30 s"
-            time.sleep(0.2)
+def prom(tmp_path: Path, exporter: tuple[int, Traffic]) -> Iterator[str]:
+    with prometheus(tmp_path, render(SLOS), f"127.0.0.1:{exporter[0]}") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        if proc.stderr:
-            proc.stderr.close()
-
-
-def _firing_pages(url: str) -> list[dict[str, Any]]:
-    alerts = get_json(f"{url}/api/v1/alerts")["data"]["alerts"]
-    return [a for a in alerts if a["state"] == "firing" and a["labels"].get("severity") == "page"]
 
 
 def test_prometheus_pages_on_an_error_burst_and_the_engine_agrees(
-    prometheus: str, exporter: tuple[int, Traffic]
+    prom: str, exporter: tuple[int, Traffic]
 ) -> None:
     _, traffic = exporter
     time.sleep(4)  # healthy traffic first: some scrapes with no errors
-    assert _firing_pages(prometheus) == []
+    assert firing(prom, "page") == []
     assert traffic.engine_pages == []
     burst_at = time.time()
     traffic.failing.set()
@@ -168,7 +109,7 @@ def test_prometheus_pages_on_an_error_burst_and_the_engine_agrees(
     # group, which may lag the alert by one evaluation: wait for both.
     while not (pages and pages[0]["annotations"].get("burn_rate")) and time.monotonic() < deadline:
         time.sleep(0.5)
-        pages = _firing_pages(prometheus)
+        pages = firing(prom, "page")
     assert pages, "no page in Prometheus 40 s after the burst began"
     labels = pages[0]["labels"]
     assert labels["alertname"] == "AvailBudgetBurn" and labels["slo"] == "avail" and labels["sloth_id"] == "it-avail"
@@ -176,5 +117,5 @@ def test_prometheus_pages_on_an_error_burst_and_the_engine_agrees(
     assert traffic.engine_labels == labels  # the sidecar's own engine fired the same alert
     # The burn-rate annotation is filled from the recorded current burn rate (50% errors / 1% = 50x).
     assert 20 < float(pages[0]["annotations"]["burn_rate"]) <= 60
-    ratio = get_json(f"{prometheus}/api/v1/query?query=slo:sli_error:ratio_rate15s")["data"]["result"]
+    ratio = get_json(f"{prom}/api/v1/query?query=slo:sli_error:ratio_rate15s")["data"]["result"]
     assert ratio and 0.3 < float(ratio[0]["value"][1]) < 0.7
