@@ -46,7 +46,7 @@ CHAT_BODY = json.dumps(
     }
 )
 
-UPSTREAM = r'''
+UPSTREAM = r"""
 import asyncio, json, sys
 from aiohttp import web
 ANSWER = json.dumps({"id": "chatcmpl-b", "object": "chat.completion", "created": 0, "model": "bench",
@@ -80,13 +80,14 @@ try:
 except ImportError:
     pass
 asyncio.run(main())
-'''
+"""
 
-WRK_LUA = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench"
-wrk.body = [[%s]]
-""" % CHAT_BODY
+WRK_LUA = (
+    'wrk.method = "POST"\n'
+    'wrk.headers["Content-Type"] = "application/json"\n'
+    'wrk.headers["Authorization"] = "Bearer sk-bench"\n'
+    f"wrk.body = [[{CHAT_BODY}]]\n"
+)
 
 
 def free_port() -> int:
@@ -168,7 +169,9 @@ async def _fixed_rate(port: int, rate: float, duration: float) -> list[float]:
         async def one() -> None:
             t0 = time.perf_counter()
             async with session.post(
-                f"http://127.0.0.1:{port}/v1/chat/completions", data=CHAT_BODY, headers={"Content-Type": "application/json"}
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                data=CHAT_BODY,
+                headers={"Content-Type": "application/json"},
             ) as r:
                 await r.read()
             lat.append(time.perf_counter() - t0)
@@ -196,18 +199,22 @@ class Sidecar:
     def __init__(self, upstream_port: int, detectors: bool, workdir: Path) -> None:
         self.port = free_port()
         self.admin = free_port()
-        dets = """
+        dets = (
+            """
 detectors:
   - {name: latency, type: latency}
   - {name: hallucination, type: hallucination}
-""" if detectors else "detectors: []\n"
+"""
+            if detectors
+            else "detectors: []\n"
+        )
         cfg = workdir / f"sidecar-{int(detectors)}.yaml"
         cfg.write_text(
             f"""version: genai-sre/v1
 proxy: {{host: 127.0.0.1, port: {self.port}}}
 admin: {{host: 127.0.0.1, port: {self.admin}}}
 upstreams: [{{name: bench, url: "http://127.0.0.1:{upstream_port}"}}]
-storage: {{data_dir: "{workdir / ('data' + str(int(detectors)))}"}}
+storage: {{data_dir: "{workdir / ("data" + str(int(detectors)))}"}}
 slo: {{file: null}}
 alerting: {{file: null}}
 logging: {{level: WARNING}}
@@ -229,8 +236,12 @@ logging: {{level: WARNING}}
     def scored_share(self, detector: str) -> tuple[float, float]:
         """(scored, total runs) for a detector, from the sidecar's own counters."""
         text = self.metrics()
-        runs = {m.group(1): float(m.group(2)) for m in re.finditer(
-            rf'genai_sre_detector_runs_total{{detector="{detector}",outcome="(\w+)"}} ([\d.e+]+)', text)}
+        runs = {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(
+                rf'genai_sre_detector_runs_total{{detector="{detector}",outcome="(\w+)"}} ([\d.e+]+)', text
+            )
+        }
         captures = re.search(r"^genai_sre_pipeline_captures_total ([\d.e+]+)", text, re.M)
         total = float(captures.group(1)) if captures else sum(runs.values())
         return runs.get("scored", 0.0), total
@@ -278,23 +289,32 @@ def main() -> int:
             wrk(proxy_url, 1, 2, script)  # warm-up
             d1 = wrk(direct_url, 1, duration, script)
             p1 = wrk(proxy_url, 1, duration, script)
-            say(f"non-streaming, 1 connection: direct p50 {d1['p50_ms']:.3f} ms p99 {d1['p99_ms']:.3f} ms | "
+            say(
+                f"non-streaming, 1 connection: direct p50 {d1['p50_ms']:.3f} ms p99 {d1['p99_ms']:.3f} ms | "
                 f"sidecar p50 {p1['p50_ms']:.3f} ms p99 {p1['p99_ms']:.3f} ms | "
-                f"added p50 {p1['p50_ms'] - d1['p50_ms']:.3f} ms p99 {p1['p99_ms'] - d1['p99_ms']:.3f} ms")
+                f"added p50 {p1['p50_ms'] - d1['p50_ms']:.3f} ms p99 {p1['p99_ms'] - d1['p99_ms']:.3f} ms"
+            )
             d64 = wrk(direct_url, 64, duration, script)
             p64 = wrk(proxy_url, 64, duration, script)
-            say(f"non-streaming, 64 connections: direct {d64['rps']:.0f} req/s | sidecar {p64['rps']:.0f} req/s "
-                f"(ratio {p64['rps'] / d64['rps']:.2f}) | sidecar p50 {p64['p50_ms']:.2f} ms p99 {p64['p99_ms']:.2f} ms "
-                f"| non-2xx {p64['non2xx']:.0f}")
+            say(
+                f"non-streaming, 64 connections: direct {d64['rps']:.0f} req/s | sidecar {p64['rps']:.0f} req/s "
+                f"(ratio {p64['rps'] / d64['rps']:.2f}) | sidecar p50 {p64['p50_ms']:.2f} ms "
+                f"p99 {p64['p99_ms']:.2f} ms | non-2xx {p64['non2xx']:.0f}"
+            )
             n = 100 if args.quick else 300
             td = ttft(up_port, n)
             tp = ttft(sc.port, n)
-            say(f"streaming, sequential ({n}): TTFT direct p50 {statistics.median(td) * 1000:.3f} ms | "
+            say(
+                f"streaming, sequential ({n}): TTFT direct p50 {statistics.median(td) * 1000:.3f} ms | "
                 f"sidecar p50 {statistics.median(tp) * 1000:.3f} ms | added TTFT p50 "
                 f"{(statistics.median(tp) - statistics.median(td)) * 1000:.3f} ms p99 "
-                f"{(pctl(tp, 0.99) - pctl(td, 0.99)) * 1000:.3f} ms")
-            results.update(added_p50_ms=p1["p50_ms"] - d1["p50_ms"], rps64=p64["rps"],
-                           added_ttft_ms=(statistics.median(tp) - statistics.median(td)) * 1000)
+                f"{(pctl(tp, 0.99) - pctl(td, 0.99)) * 1000:.3f} ms"
+            )
+            results.update(
+                added_p50_ms=p1["p50_ms"] - d1["p50_ms"],
+                rps64=p64["rps"],
+                added_ttft_ms=(statistics.median(tp) - statistics.median(td)) * 1000,
+            )
             off_lat = asyncio.run(_fixed_rate(sc.port, 100, duration))
             off_sat = p64["rps"]
         finally:
@@ -310,16 +330,20 @@ def main() -> int:
                 time.sleep(3)  # let the pipeline finish what it queued
                 after = sc_on.scored_share("hallucination")
                 scored = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-                say(f"detectors on (latency + hallucination) at 100 req/s for {duration:.0f} s: scored "
+                say(
+                    f"detectors on (latency + hallucination) at 100 req/s for {duration:.0f} s: scored "
                     f"{scored:.1%} | p99 {pctl(on_lat, 0.99) * 1000:.2f} ms vs detectors off "
-                    f"{pctl(off_lat, 0.99) * 1000:.2f} ms (ratio {pctl(on_lat, 0.99) / pctl(off_lat, 0.99):.2f})")
+                    f"{pctl(off_lat, 0.99) * 1000:.2f} ms (ratio {pctl(on_lat, 0.99) / pctl(off_lat, 0.99):.2f})"
+                )
                 before = sc_on.scored_share("hallucination")
                 on64 = wrk(on_url, 64, duration, script)
                 time.sleep(3)
                 after = sc_on.scored_share("hallucination")
                 sat_scored = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-                say(f"saturation, 64 connections: detectors on {on64['rps']:.0f} req/s vs off {off_sat:.0f} req/s "
-                    f"(ratio {on64['rps'] / off_sat:.2f}) | scored share {sat_scored:.1%}")
+                say(
+                    f"saturation, 64 connections: detectors on {on64['rps']:.0f} req/s vs off {off_sat:.0f} req/s "
+                    f"(ratio {on64['rps'] / off_sat:.2f}) | scored share {sat_scored:.1%}"
+                )
             finally:
                 sc_on.stop()
     finally:
