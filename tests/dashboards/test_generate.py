@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from genai_sre.cli import main
-from genai_sre.dashboards import DASHBOARDS, build, render, targets
+from genai_sre.dashboards import DASHBOARDS, GRAFANA_VERSION, build, render, targets
 from genai_sre.telemetry.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +112,15 @@ def test_provisioning_points_at_the_committed_dashboards() -> None:
     dash = yaml.safe_load((PROVISIONING / "dashboards" / "genai-sre.yaml").read_text())
     (provider,) = dash["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].endswith("/dashboards/genai-sre")
+
+
+def test_sdk_build_matches_the_grafana_in_the_compose_stack() -> None:
+    from importlib.metadata import version
+
+    sdk = version("grafana-foundation-sdk")
+    assert sdk.split("!")[-1].startswith(GRAFANA_VERSION + "."), f"SDK {sdk} does not build Grafana {GRAFANA_VERSION}"
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    image = compose["services"]["grafana"]["image"]
+    assert image.split(":")[1].startswith(GRAFANA_VERSION + "."), image
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'"grafana-foundation-sdk=={sdk}"' in pyproject, "pin the SDK build in pyproject.toml's dashboards extra"
