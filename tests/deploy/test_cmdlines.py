@@ -12,6 +12,7 @@ import yaml
 
 from genai_sre.cli import build_parser
 from genai_sre.config import load_config
+from genai_sre.mock.scenario import load_scenario
 from tests.deploy.files import DEPLOY, ROOT, compose, dockerfile, kube
 
 IMAGE_CONFIG = "/etc/genai-sre/config.yaml"
@@ -53,6 +54,10 @@ def test_compose_commands_parse() -> None:
     assert serve.command == "serve" and serve.config == IMAGE_CONFIG and serve.upstream == "http://mock-upstream:9100"
     mock = parse(cmds["mock-upstream"])
     assert mock.command == "mock-upstream" and mock.host == "0.0.0.0" and mock.port == 9100
+    # The scenario named by MOCK_SCENARIO (default healthy) is one the image ships and it loads.
+    assert mock.scenario == "/etc/genai-sre/scenarios/${MOCK_SCENARIO:-healthy}.yaml"
+    for name in ("healthy", "demo", "errors", "hallucinating", "biased"):
+        load_scenario(ROOT / "configs" / "scenarios" / f"{name}.yaml")
 
 
 def test_kubernetes_sidecar_args_parse() -> None:
