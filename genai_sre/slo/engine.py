@@ -184,6 +184,9 @@ class SLOEngine:
         annotations = alert_annotations(self.slos, spec, severity)
         annotations["burn_rate"] = "" if ratio is None else f"{ratio / spec.error_budget:.2f}"
         annotations["budget_remaining"] = "" if remaining is None else f"{remaining * 100:.4g}%"
+        burn_start = self._burn_start(tracked, starts_at)
+        if burn_start is not None:
+            annotations["burn_started_at"] = f"{burn_start:.0f}"
         return Alert(
             labels=alert_labels(self.slos, spec, severity),
             annotations=annotations,
@@ -191,6 +194,22 @@ class SLOEngine:
             starts_at=starts_at,
             ends_at=ends_at,
         )
+
+    def _burn_start(self, tracked: _Tracked, at: float, max_steps: int = 288) -> float | None:
+        """Start of the earliest of the back-to-back shortest windows, ending at `at`, that all burn above 1x.
+
+        With the default catalog these are 5-minute windows, looked back up to a day; incident
+        figures take time to detect as the page time minus this.
+        """
+        step = tracked.window_list[0]
+        budget = tracked.spec.error_budget
+        start = None
+        for k in range(max_steps):
+            bad, total = tracked.windows.counts(at - k * step, step)
+            if total == 0 or bad / total <= budget:
+                break
+            start = at - (k + 1) * step
+        return start
 
     def status(self, now: float | None = None) -> list[SLOStatus]:
         now = self.clock() if now is None else now
