@@ -31,4 +31,4 @@ def test_page_annotation_names_the_start_of_the_burn() -> None:
         alerts = [a for a in engine.evaluate() if a.labels["severity"] == "page"]
     began = float(alerts[0].annotations["burn_started_at"])
     assert burn_began - 300 <= began <= burn_began, (began - start, burn_began - start)
-    assert t[0] - began < 20 * 60  # the 1h window crosses 14.4x after about 17 minutes at 50% errors
+    assert t[0] - began <= 21 * 60  # the 1h window crosses 14.4x after about 17 minutes at 50% errors
