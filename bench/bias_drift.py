@@ -117,9 +117,10 @@ OPTIONS: dict[str, Any] = {}
 
 
 def replay(
-    seed: int, start: float, end: float, rate: Callable[[float], float], world: Callable[[float], World], page: bool
-) -> tuple[list[float], int, int]:
-    """Alert start times, bad slices and exchanges of one run."""
+    seed: int, start: float, end: float, rate: Callable[[float], float], world: Callable[[float], World], page: bool,
+    flag_after: float = math.inf,
+) -> tuple[list[float], int, int, float]:
+    """Alert start times, bad slices, exchanges, and the first failing finding at or after `flag_after`."""
     rng = np.random.default_rng(seed)
     now = [start]
     detector = BiasDetector(context=DetectorContext(name="bias", clock=lambda: now[0]), **OPTIONS)
@@ -129,6 +130,7 @@ def replay(
     slice_max = None
     bad_slices = 0
     exchanges = 0
+    first_flag = math.inf
 
     def close_slice(until: float) -> None:
         nonlocal slice_end, slice_max, bad_slices
@@ -152,12 +154,17 @@ def replay(
         for f in detector.findings(t):
             if f.name == "fairness_disparity" and f.score is not None:
                 slice_max = f.score if slice_max is None else max(slice_max, f.score)
+                if f.score >= 1.0 and t >= flag_after and first_flag == math.inf:
+                    first_flag = t
     close_slice(end)
-    return alerts, bad_slices, exchanges
+    return alerts, bad_slices, exchanges, first_flag
 
 
-def shift_delays(high: float, seeds: int, page: bool, warmup_s: float, horizon_s: float) -> list[float]:
-    delays = []
+def shift_delays(
+    high: float, seeds: int, page: bool, warmup_s: float, horizon_s: float
+) -> tuple[list[float], list[float]]:
+    """Per seed: shift to first alert, and shift to the detector's first failing finding."""
+    delays, flags = [], []
     for seed in range(seeds):
         start = 1_700_000_000.0 + seed * 7 * DAY_S
         t_shift = start + warmup_s
@@ -165,10 +172,11 @@ def shift_delays(high: float, seeds: int, page: bool, warmup_s: float, horizon_s
         def world(t: float, t_shift: float = t_shift) -> World:
             return World({g: (high if g == "d" and t >= t_shift else 0.05) for g in GROUPS})
 
-        alerts, _, _ = replay(seed, start, t_shift + horizon_s, lambda t: 1.0, world, page)
+        alerts, _, _, flag = replay(seed, start, t_shift + horizon_s, lambda t: 1.0, world, page, t_shift)
         after = [a - t_shift for a in alerts if a >= t_shift]
         delays.append(after[0] if after else math.inf)
-    return delays
+        flags.append(flag - t_shift)
+    return delays, flags
 
 
 def null_week(seed: int, weeks: float, page: bool) -> tuple[int, int, int, int]:
@@ -184,7 +192,7 @@ def null_week(seed: int, weeks: float, page: bool) -> tuple[int, int, int, int]:
             return World({g: 0.05 for g in GROUPS})
         return World({g: 0.08 for g in GROUPS}, sentiment_mu=0.45, length_mu=math.log(160), latency_mu=math.log(1.1))
 
-    alerts, bad, exchanges = replay(seed, start, end, rate, world, page)
+    alerts, bad, exchanges, _ = replay(seed, start, end, rate, world, page)
     slices = int((end - start) // SLICE_S)
     return len(alerts), bad, slices, exchanges
 
@@ -221,9 +229,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{'page+ticket' if page else 'ticket only'}; detector options {OPTIONS or 'defaults'}")
     t0 = time.perf_counter()
     for label, high in (("5->20%", 0.20), ("5->10%", 0.10)):
-        delays = shift_delays(high, args.seeds, page, args.warmup_min * 60, args.horizon_min * 60)
+        delays, flags = shift_delays(high, args.seeds, page, args.warmup_min * 60, args.horizon_min * 60)
         med, worst, missed = fmt(delays)
         print(f"median detection delay {label}: {med} min (worst {worst} min)")
+        fmed, fworst, _ = fmt(flags)
+        print(f"# {label}: detector's first failing finding after the shift: median {fmed} min (worst {fworst} min)")
         if missed:
             print(f"# {label}: {missed} of {len(delays)} runs not detected within {args.horizon_min:g} min")
         sys.stdout.flush()

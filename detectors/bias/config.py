@@ -49,6 +49,7 @@ class BiasConfig:
     embedding_drift: bool = False
     embedding_sample: int = 200
     embedding_every_s: float = 900.0
+    mmd_threshold: float = 0.015
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.thresholds) - set(_KNOWN))

@@ -8,7 +8,11 @@ significance gate, interval); every `drift_every_s` it compares each group's
 outcome distributions over `drift_window_s` with the group's own reference
 (the trailing day, or a pinned baseline) by PSI and Jensen-Shannon.
 
-Each exchange gets two findings reflecting the *current* state:
+With `embedding_drift` on, a sample of answers per group is embedded with
+MiniLM and compared with the group's first answers by MMD every
+`embedding_every_s` (finding `embedding_drift`).
+
+Each exchange gets findings reflecting the *current* state:
 `fairness_disparity` (score = gated gap / threshold of the worst metric, so a
 score >= 1 fails; 0 when groups are too small or the gap is not significant)
 and, once a reference exists, `outcome_drift` (score = the largest PSI).
@@ -19,6 +23,7 @@ failure began) and example exchange ids.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import statistics
@@ -28,8 +33,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from detectors.bias.answer_drift import AnswerDrift, EmbeddingDrift
 from detectors.bias.config import BiasConfig
 from detectors.bias.drift import js_distance, psi
+from detectors.bias.embedding import Embedder, load_embedder
 from detectors.bias.fairness import FairnessRow, fairness_table
 from detectors.bias.gauges import BiasGauges
 from detectors.bias.groups import GroupExtractor, GroupValue
@@ -67,6 +74,7 @@ class BiasDetector(BaseDetector):
         self,
         context: DetectorContext | None = None,
         risk_source: RiskSource | None = None,
+        embedder: Embedder | None = None,
         **options: Any,
     ) -> None:
         self.config: BiasConfig = build(BiasConfig, dict(options), path=("options",))
@@ -90,6 +98,11 @@ class BiasDetector(BaseDetector):
         self._seen_any = False
         self._cached: list[Finding] | None = None
         self.gauges = BiasGauges.for_context(self.context)
+        self.answers: AnswerDrift | None = None
+        if cfg.embedding_drift:
+            self.answers = AnswerDrift(embedder or load_embedder(), cfg.embedding_sample)
+        self._embedding: list[EmbeddingDrift] = []
+        self._next_embedding = self.clock() + cfg.embedding_every_s
 
     # --- the Detector protocol --------------------------------------------------------------------
 
@@ -99,14 +112,20 @@ class BiasDetector(BaseDetector):
         groups = self.groups.extract(exchange)
         now = self.clock()
         if groups:
-            self.observe(now, groups, self.meter.measure(exchange), exchange.id)
+            self.observe(now, groups, self.meter.measure(exchange), exchange.id, exchange.answer)
         if not self._seen_any:
             return []
+        if self.answers is not None and now >= self._next_embedding:
+            self._next_embedding = now + self.config.embedding_every_s
+            self._embedding = await asyncio.to_thread(self.answers.evaluate)
+            self._cached = None
         return self.findings(now)
 
     # --- the synchronous core (used by detect() and by replays) -----------------------------------
 
-    def observe(self, at: float, groups: Sequence[GroupValue], outcomes: Outcomes, exchange_id: str = "") -> None:
+    def observe(
+        self, at: float, groups: Sequence[GroupValue], outcomes: Outcomes, exchange_id: str = "", answer: str = ""
+    ) -> None:
         self._seen_any = True
         delta = encode(outcomes)
         for g in groups:
@@ -119,6 +138,8 @@ class BiasDetector(BaseDetector):
                 if ring is None:
                     ring = self._examples[key] = deque(maxlen=self.config.examples)
                 ring.append(exchange_id)
+            if self.answers is not None and answer:
+                self.answers.add(g.attribute, g.value, answer)
 
     def findings(self, now: float) -> list[Finding]:
         """The findings for an exchange observed at `now` (re-evaluated when due, cached in between)."""
@@ -129,8 +150,8 @@ class BiasDetector(BaseDetector):
             self.evaluate_drift(now)
             self._cached = None
         if self._cached is None:
-            drift = self._drift_finding()
-            self._cached = [self._disparity_finding()] + ([drift] if drift is not None else [])
+            extra = [f for f in (self._drift_finding(), self._embedding_finding()) if f is not None]
+            self._cached = [self._disparity_finding(), *extra]
         return list(self._cached)
 
     def evaluate(self, now: float) -> list[MetricState]:
@@ -277,6 +298,21 @@ class BiasDetector(BaseDetector):
                 "since": worst.since if worst.since is not None else 0.0, "examples": examples,
                 "window_s": worst.window_s,
             },
+        )
+
+    def _embedding_finding(self) -> Finding | None:
+        if not self._embedding:
+            return None
+        worst = max(self._embedding, key=lambda e: e.mmd2)
+        failing = worst.p_value < 0.01 and worst.mmd2 >= self.config.mmd_threshold
+        return Finding(
+            name="embedding_drift",
+            score=round(worst.mmd2, 6),
+            label="fail" if failing else "pass",
+            explanation=f"answers of {worst.attribute}={worst.group} moved from their reference: "
+            f"MMD^2 {worst.mmd2:.4f}, p={worst.p_value:.2g}",
+            attributes={"attribute": worst.attribute, "group": worst.group, "mmd2": round(worst.mmd2, 6),
+                        "p_value": worst.p_value, "n": worst.n},
         )
 
     def _drift_finding(self) -> Finding | None:

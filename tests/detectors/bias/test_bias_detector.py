@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -151,3 +154,37 @@ def test_options_are_validated_with_their_path() -> None:
         BiasDetector(thresholds={"toxicity": 0.1})
     with pytest.raises(ConfigError, match="options.windows_s"):
         BiasDetector(windows_s="soon")
+
+
+class TopicEmbedder:
+    """A deterministic stand-in for MiniLM: direction by topic word, plus per-text noise."""
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        rows = []
+        for t in texts:
+            rng = np.random.default_rng(abs(hash(t)) % 2**32)
+            v = rng.normal(0, 0.3, 8) + (np.eye(8)[0] if "hostile" in t else np.eye(8)[1])
+            rows.append(v / np.linalg.norm(v))
+        return np.asarray(rows)
+
+
+def test_embedding_drift_of_one_groups_answers() -> None:
+    clock = Clock()
+    detector = BiasDetector(
+        context=DetectorContext(name="bias", clock=clock), embedder=TopicEmbedder(),
+        embedding_drift=True, embedding_sample=20, embedding_every_s=60,
+    )
+    for i in range(60):
+        clock.t += 1
+        for g in ("a", "b"):
+            topic = "hostile" if g == "b" and i >= 20 else "friendly"
+            ex = make_exchange(i * 2 + (g == "b"), answer=f"a {topic} answer number {i}", labels={"group.gender": g})
+            asyncio.run(detector.detect(ex))
+    clock.t += 61
+    last = make_exchange(999, answer="a friendly answer", labels={"group.gender": "a"})
+    findings = asyncio.run(detector.detect(last))
+    drift = next(f for f in findings if f.name == "embedding_drift")
+    assert drift.label == "fail" and drift.attributes["group"] == "b"
+    assert detector.answers is not None
+    a = [e for e in detector.answers.evaluate() if e.group == "a"]
+    assert a and a[0].p_value > 0.01
