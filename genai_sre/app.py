@@ -110,6 +110,7 @@ class Sidecar:
         self.slo_engine: SLOEngine | None = None
         self.alerting: AlertingStack | None = None
         self.evaluate_now: Callable[[], Awaitable[None]] | None = None
+        self.postmortem_evidence: object | None = None  # samples + SLO figures, for postmortem drafts
         self.proxy_port = config.proxy.port
         self.admin_port = config.admin.port
 

@@ -24,6 +24,20 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class _Evidence:
+    """What postmortems read: redacted bad exchanges from the store, SLO figures from the engine."""
+
+    store: SampleStore
+    engine: Any = None
+
+    def samples(self, start: float, end: float, limit: int) -> list[dict[str, Any]]:
+        return self.store.samples(start, end, limit)
+
+    def slo_figures(self, slo: str, start: float, end: float) -> dict[str, float] | None:
+        return self.engine.figures(slo, start, end) if self.engine is not None else None
+
+
+@dataclass
 class _EvaluationFeed:
     """Adapts the SLI recorder to the pipeline's sink interface."""
 
@@ -44,12 +58,15 @@ async def wire(sidecar: Sidecar) -> None:
 
     from genai_sre.incidents.stack import build_alerting
 
-    stack = build_alerting(config, clock=sidecar.wall, metrics=sidecar.metrics, evidence=store)
+    evidence = _Evidence(store)
+    stack = build_alerting(config, clock=sidecar.wall, metrics=sidecar.metrics, evidence=evidence)
     sidecar.admin_routes.extend(stack.routes)
     sidecar.alerting = stack
     await stack.start()
     sidecar.on_close(stack.aclose)
     _wire_slos(sidecar, stack.router)
+    evidence.engine = sidecar.slo_engine
+    sidecar.postmortem_evidence = evidence
     _wire_otlp(sidecar)
 
 

@@ -178,6 +178,6 @@ async def _finish(sidecar: Sidecar) -> dict[str, Any]:
         out[f"incident {inc.id}"] = f"{inc.severity} {inc.status}: {inc.title}"
     if incidents:
         first = sorted(incidents, key=lambda i: i.opened_at)[0]
-        path = write_postmortem(stack.service, first.id, evidence=sidecar.evidence)
+        path = write_postmortem(stack.service, first.id, evidence=sidecar.postmortem_evidence)  # type: ignore[arg-type]
         out["postmortem draft"] = str(path)
     return out

@@ -211,6 +211,32 @@ class SLOEngine:
             start = at - (k + 1) * step
         return start
 
+    def figures(self, slo: str, start: float, end: float) -> dict[str, float] | None:
+        """Events, budget spent and peak burn of one SLO over [start, end] (for postmortems)."""
+        tracked = self._tracked.get(slo)
+        if tracked is None or end <= start:
+            return None
+        spec = tracked.spec
+        step = tracked.window_list[0]
+        with self._lock:
+            bad, total = tracked.windows.counts(end, end - start)
+            pbad, ptotal = tracked.windows.counts(end, spec.period_s)
+            peak = 0.0
+            t = end
+            while t > start:
+                wbad, wtotal = tracked.windows.counts(t, step)
+                if wtotal:
+                    peak = max(peak, wbad / wtotal / spec.error_budget)
+                t -= step
+        allowed = spec.error_budget * ptotal
+        out = {"objective": spec.objective / 100.0, "total": float(total), "bad": float(bad), "peak_burn_rate": peak}
+        if allowed > 0:
+            out["budget_consumed"] = bad / allowed
+        remaining = budget_remaining(error_ratio(pbad, ptotal), spec.error_budget)
+        if remaining is not None:
+            out["budget_remaining"] = remaining
+        return out
+
     def status(self, now: float | None = None) -> list[SLOStatus]:
         now = self.clock() if now is None else now
         out: list[SLOStatus] = []
