@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genai_sre.cli import build_parser
+from genai_sre.cli import build_parser, main
 from genai_sre.config import load_config
 from genai_sre.mock.scenario import load_scenario
 from tests.deploy.files import DEPLOY, ROOT, compose, dockerfile, kube
@@ -89,6 +89,9 @@ def test_image_config_loads(tmp_path: Path) -> None:
     fleet = load_config(cfg_path, environ={"GENAI_SRE_SLO_EVALUATE": "prometheus", "GENAI_SRE_INCIDENTS_ROLE": "off"})
     assert fleet.slo.evaluate == "prometheus" and fleet.incidents.role == "off"
     assert cfg.resolve(cfg.slo.file or "").exists() and cfg.resolve(cfg.alerting.file or "").exists()
+    assert {d.type for d in cfg.detectors} == {"latency", "hallucination", "bias"}
+    # What `docker run IMAGE check-config --config /etc/genai-sre/config.yaml` runs.
+    assert main(["check-config", "--config", str(cfg_path)]) == 0
 
 
 def test_kubernetes_configmap_is_fleet_mode_and_loads(tmp_path: Path) -> None:
@@ -96,7 +99,9 @@ def test_kubernetes_configmap_is_fleet_mode_and_loads(tmp_path: Path) -> None:
     assert data["slos.yaml"] == (ROOT / "configs" / "slos.yaml").read_text(), (
         "deploy/kubernetes/configmap.yaml slos.yaml differs from configs/slos.yaml: make deploy-generate"
     )
-    cfg = load_config(_etc(tmp_path, data["config.yaml"], data["slos.yaml"], alerting=False), environ={})
+    cfg_path = _etc(tmp_path, data["config.yaml"], data["slos.yaml"], alerting=False)
+    cfg = load_config(cfg_path, environ={})
+    assert main(["check-config", "--config", str(cfg_path)]) == 0
     assert cfg.slo.evaluate == "prometheus" and cfg.incidents.role == "off"
     assert cfg.proxy.host == "127.0.0.1" and cfg.admin.port == 9464 and cfg.storage.data_dir == "/var/lib/genai-sre"
     env = {e["name"] for c in kube("Deployment")["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
