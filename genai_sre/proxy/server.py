@@ -49,6 +49,36 @@ class _TooLarge(Exception):
     pass
 
 
+class _Trip:
+    """What one request saw on its way through, filled in as it goes (mutable, one per request)."""
+
+    __slots__ = (
+        "t0", "started_at", "rid", "probe", "route", "body", "model", "up", "trace", "status", "resp_headers",
+        "captured", "chunks", "error", "t_sent", "t_headers", "t_first", "t_last", "post_overhead",
+    )  # fmt: skip
+
+    def __init__(self, t0: float, started_at: float) -> None:
+        self.t0 = t0
+        self.started_at = started_at
+        self.rid = ""
+        self.probe = False
+        self.route = "other"
+        self.body = b""
+        self.model: str | None = None
+        self.up: _Upstream
+        self.trace: TraceIds | None = None
+        self.status = 0
+        self.resp_headers: dict[str, str] = {}
+        self.captured = bytearray()
+        self.chunks: list[tuple[int, float]] = []
+        self.error: str | None = None
+        self.t_sent: float | None = None
+        self.t_headers: float | None = None
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        self.post_overhead = 0.0
+
+
 class InlineSLI(Protocol):
     """Availability SLI events, counted inline so they never depend on later stages."""
 
@@ -160,167 +190,127 @@ class ProxyHandler:
     # -- the request path ----------------------------------------------------------------------
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        t0 = self.clock()
-        started_at = self.wall()
+        trip = _Trip(self.clock(), self.wall())
         rid = request.headers.get(self.request_id_header)
-        if not rid or not _REQUEST_ID.match(rid):
-            rid = os.urandom(12).hex()
-        probe = request.headers.get(PROBE_HEADER) == "1"
-        path = request.path
-        route = self.table.route(path)
+        trip.rid = rid if rid and _REQUEST_ID.match(rid) else os.urandom(12).hex()
+        trip.probe = request.headers.get(PROBE_HEADER) == "1"
+        trip.route = self.table.route(request.path)
 
         # Request body: bounded.
         declared = request.content_length
         if declared is not None and declared > self.max_body:
-            return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", rid)
+            return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", trip.rid)
         try:
-            body = await self._read_body(request, declared)
+            body = trip.body = await self._read_body(request, declared)
         except _TooLarge:
-            return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", rid)
+            return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", trip.rid)
         except (aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError):
-            return self._local_error(400, "could not read the request body", "bad_request", rid)
+            return self._local_error(400, "could not read the request body", "bad_request", trip.rid)
 
-        model = extract_model(body) if body[:1] == b"{" else None
-        up = self.upstreams[self.table.choose(path, model if self.table.by_model else None).name]
-        trace = self._trace(request.headers.get("traceparent"), request.headers.get("tracestate"))
+        trip.model = extract_model(body) if body[:1] == b"{" else None
+        up = trip.up = self.upstreams[self.table.choose(request.path, trip.model if self.table.by_model else None).name]
+        trace = trip.trace = self._trace(request.headers.get("traceparent"), request.headers.get("tracestate"))
         headers = request_headers_for_upstream(request.headers)
         headers["traceparent"] = f"00-{trace.trace_id}-{trace.upstream_span_id}-{'01' if trace.sampled else '00'}"
-        url = up.base + request.raw_path
         assert up.session is not None
 
         self.in_flight += 1
         self._inflight.labels(up.config.name).inc()
-        status = 0
-        resp_headers: dict[str, str] = {}
-        captured = bytearray()
-        chunks: list[tuple[int, float]] = []
-        error: str | None = None
-        t_sent = t_headers = t_first = t_last = None
-        post_overhead = 0.0
-        response: web.StreamResponse
         try:
-            t_sent = self.clock()
+            trip.t_sent = self.clock()
             try:
                 upstream_resp = await up.session.request(
                     request.method,
-                    url,
+                    up.base + request.raw_path,
                     data=body if body else None,
                     headers=headers,
                     allow_redirects=False,
                     proxy=up.proxy,
                 )
             except TimeoutError:
-                error = "timeout"
-                response = self._local_error(504, f"upstream {up.config.name!r} timed out", "upstream_timeout", rid)
-                return response
+                trip.error = "timeout"
+                return self._local_error(504, f"upstream {up.config.name!r} timed out", "upstream_timeout", trip.rid)
             except (aiohttp.ClientError, OSError) as exc:
-                error = "connect"
+                trip.error = "connect"
                 logger.warning(
-                    "upstream %s unreachable: %s", up.config.name, exc.__class__.__name__, extra={"rid": rid}
+                    "upstream %s unreachable: %s", up.config.name, type(exc).__name__, extra={"rid": trip.rid}
                 )
-                response = self._local_error(
-                    502, f"upstream {up.config.name!r} unreachable", "upstream_unreachable", rid
-                )
-                return response
+                message = f"upstream {up.config.name!r} unreachable"
+                return self._local_error(502, message, "upstream_unreachable", trip.rid)
             async with upstream_resp:
-                t_headers = self.clock()
-                status = upstream_resp.status
+                trip.t_headers = self.clock()
+                trip.status = upstream_resp.status
                 out_headers = response_headers_for_client(upstream_resp.headers)
-                out_headers["x-request-id"] = rid
-                resp_headers = capturable(upstream_resp.headers.items())
+                out_headers["x-request-id"] = trip.rid
+                trip.resp_headers = capturable(upstream_resp.headers.items())
                 ctype = upstream_resp.headers.get("Content-Type", "")
-                streaming = ctype.startswith("text/event-stream") or upstream_resp.content_length is None
-                if not streaming:
-                    try:
-                        data = await upstream_resp.read()
-                    except TimeoutError:
-                        error = "timeout"
-                        response = self._local_error(504, "upstream timed out", "upstream_timeout", rid)
-                        return response
-                    except (aiohttp.ClientError, OSError):
-                        error = "cut"
-                        response = self._local_error(502, "upstream closed the connection", "upstream_cut", rid)
-                        return response
-                    t_first = t_last = self.clock()
-                    captured += data[: self.capture_limit]
-                    chunks.append((len(data), t_last))
-                    if self.guard is not None and status == 200 and self.guard.threshold(route) is not None:
-                        data = await self._guard(route, up, body, data, out_headers)
-                    response = web.Response(body=data, status=status, reason=upstream_resp.reason, headers=out_headers)
-                    post_overhead = self.clock() - t_last
-                    return response
-                response = web.StreamResponse(status=status, reason=upstream_resp.reason, headers=out_headers)
-                if upstream_resp.content_length is None:
-                    response.enable_chunked_encoding()
-                else:
-                    response.content_length = upstream_resp.content_length
-                await response.prepare(request)
-                offset = 0
-                try:
-                    async for chunk in upstream_resp.content.iter_any():
-                        t_chunk = self.clock()
-                        if t_first is None:
-                            t_first = t_chunk
-                        offset += len(chunk)
-                        if len(chunks) < MAX_CHUNK_TIMES:
-                            chunks.append((offset, t_chunk))
-                        if len(captured) < self.capture_limit:
-                            captured += chunk[: self.capture_limit - len(captured)]
-                        try:
-                            await response.write(chunk)
-                        except (ConnectionError, RuntimeError):
-                            error = "client_disconnect"
-                            return response
-                        if offset == len(chunk):
-                            post_overhead = self.clock() - t_chunk  # added time to first byte
-                    t_last = self.clock()
-                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                    error = "timeout" if isinstance(exc, asyncio.TimeoutError) else "cut"
-                    t_last = self.clock()
-                    self._abort(request)
-                    return response
-                await response.write_eof()
-                return response
+                if ctype.startswith("text/event-stream") or upstream_resp.content_length is None:
+                    return await self._stream(request, upstream_resp, out_headers, trip)
+                return await self._whole(upstream_resp, out_headers, trip)
         finally:
             self.in_flight -= 1
             self._inflight.labels(up.config.name).dec()
-            self._finish(
-                rid,
-                request,
-                path,
-                route,
-                up,
-                model,
-                body,
-                status,
-                resp_headers,
-                bytes(captured),
-                started_at,
-                t0,
-                t_sent,
-                t_headers,
-                t_first,
-                t_last,
-                chunks,
-                error,
-                probe,
-                trace,
-                post_overhead,
-            )
+            # Bookkeeping runs right after this task step, i.e. after aiohttp has written a
+            # non-streaming response: the client does not wait for it.
+            asyncio.get_running_loop().call_soon(self._finish, trip, request)
+
+    async def _whole(self, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], trip: _Trip) -> web.Response:
+        """A response with a known length: read it whole, then answer in one write."""
+        try:
+            data = await upstream.read()
+        except TimeoutError:
+            trip.error = "timeout"
+            return self._local_error(504, "upstream timed out", "upstream_timeout", trip.rid)
+        except (aiohttp.ClientError, OSError):
+            trip.error = "cut"
+            return self._local_error(502, "upstream closed the connection", "upstream_cut", trip.rid)
+        trip.t_first = trip.t_last = self.clock()
+        trip.captured += data[: self.capture_limit]
+        trip.chunks.append((len(data), trip.t_last))
+        if self.guard is not None and trip.status == 200 and self.guard.threshold(trip.route) is not None:
+            data = await self._guard(trip.route, trip.up, trip.body, data, headers)
+        response = web.Response(body=data, status=trip.status, reason=upstream.reason, headers=headers)
+        trip.post_overhead = self.clock() - trip.t_last
+        return response
+
+    async def _stream(
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], trip: _Trip
+    ) -> web.StreamResponse:
+        """A stream (SSE or chunked): forward each chunk as it arrives, timing it; never buffer."""
+        response = web.StreamResponse(status=trip.status, reason=upstream.reason, headers=headers)
+        if upstream.content_length is None:
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = upstream.content_length
+        await response.prepare(request)
+        offset = 0
+        try:
+            async for chunk in upstream.content.iter_any():
+                t_chunk = self.clock()
+                if trip.t_first is None:
+                    trip.t_first = t_chunk
+                offset += len(chunk)
+                if len(trip.chunks) < MAX_CHUNK_TIMES:
+                    trip.chunks.append((offset, t_chunk))
+                if len(trip.captured) < self.capture_limit:
+                    trip.captured += chunk[: self.capture_limit - len(trip.captured)]
+                try:
+                    await response.write(chunk)
+                except (ConnectionError, RuntimeError):
+                    trip.error = "client_disconnect"
+                    return response
+                if offset == len(chunk):
+                    trip.post_overhead = self.clock() - t_chunk  # added time to the first byte
+            trip.t_last = self.clock()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            trip.error = "timeout" if isinstance(exc, TimeoutError) else "cut"
+            trip.t_last = self.clock()
+            self._abort(request)
+            return response
+        await response.write_eof()
+        return response
 
     # -- helpers -------------------------------------------------------------------------------
-
-    async def _guard(self, route: str, up: _Upstream, body: bytes, data: bytes, headers: CIMultiDict[str]) -> bytes:
-        """Opt-in guard mode: the client waits for the risk score of this answer (measured separately)."""
-        assert self.guard is not None
-        is_anthropic = up.config.provider == "anthropic" or (up.config.provider == "auto" and route == "/v1/messages")
-        verdict = await self.guard.check(route, body, data, is_anthropic)
-        if verdict is None:
-            return data
-        headers["x-genai-sre-hallucination-risk"] = f"{verdict.risk:.3f}"
-        if verdict.refused:
-            headers["x-genai-sre-guard"] = "refused"
-        return verdict.body
 
     async def _read_body(self, request: web.BaseRequest, declared: int | None) -> bytes:
         if not request.body_exists:
@@ -336,78 +326,70 @@ class ProxyHandler:
             if len(body) > self.max_body:
                 raise _TooLarge
 
-    def _finish(
-        self,
-        rid: str,
-        request: web.BaseRequest,
-        path: str,
-        route: str,
-        up: _Upstream,
-        model: str | None,
-        body: bytes,
-        status: int,
-        resp_headers: dict[str, str],
-        captured: bytes,
-        started_at: float,
-        t0: float,
-        t_sent: float | None,
-        t_headers: float | None,
-        t_first: float | None,
-        t_last: float | None,
-        chunks: list[tuple[int, float]],
-        error: str | None,
-        probe: bool,
-        trace: TraceIds,
-        post_overhead: float,
-    ) -> None:
+    async def _guard(self, route: str, up: _Upstream, body: bytes, data: bytes, headers: CIMultiDict[str]) -> bytes:
+        """Opt-in guard mode: the client waits for the risk score of this answer (measured separately)."""
+        assert self.guard is not None
+        is_anthropic = up.config.provider == "anthropic" or (up.config.provider == "auto" and route == "/v1/messages")
+        verdict = await self.guard.check(route, body, data, is_anthropic)
+        if verdict is None:
+            return data
+        headers["x-genai-sre-hallucination-risk"] = f"{verdict.risk:.3f}"
+        if verdict.refused:
+            headers["x-genai-sre-guard"] = "refused"
+        return verdict.body
+
+    def _finish(self, trip: _Trip, request: web.BaseRequest) -> None:
         # Monitoring must never change the client's response: this is an isolation boundary.
         try:
             now = self.clock()
+            up = trip.up
             name = up.config.name
-            model_label = self.model_label(model)
-            effective = status if error is None else (504 if error == "timeout" else 502)
-            if error == "client_disconnect":
-                effective = status
-            self._requests.labels(name, route, model_label, status_class(effective)).inc()
+            model_label = self.model_label(trip.model)
+            error, status = trip.error, trip.status
+            effective = status
+            if error not in (None, "client_disconnect"):
+                effective = 504 if error == "timeout" else 502
+            self._requests.labels(name, trip.route, model_label, status_class(effective)).inc()
             if error and error != "client_disconnect":
-                self._errors.labels(name, route, error).inc()
-            pre = (t_sent - t0) if t_sent is not None else 0.0
-            self._overhead.labels(name, route).observe(pre + post_overhead)
-            operation = _OPERATIONS.get(route, "other")
+                self._errors.labels(name, trip.route, error).inc()
+            pre = (trip.t_sent - trip.t0) if trip.t_sent is not None else 0.0
+            self._overhead.labels(name, trip.route).observe(pre + trip.post_overhead)
+            operation = _OPERATIONS.get(trip.route, "other")
             error_type = error or (str(status) if status >= 500 else "")  # OTel: error.type, the status code
-            self._duration.labels(operation, _provider(up.config), model_label, error_type).observe(now - t0)
+            self._duration.labels(operation, _provider(up.config), model_label, error_type).observe(now - trip.t0)
             ok = error in (None, "client_disconnect") and 0 < status < 500
             tenant = request.headers.get(self.tenant_header)
             if self.sli is not None:
-                self.sli.on_request(route, name, self.tenant_label(tenant) if tenant else None, ok, probe)
+                self.sli.on_request(trip.route, name, self.tenant_label(tenant) if tenant else None, ok, trip.probe)
+            captured = bytes(trip.captured)
             self.offer(
                 Capture(
-                    id=rid,
+                    id=trip.rid,
                     method=request.method,
-                    path=path,
-                    route=route,
+                    path=request.path,
+                    route=trip.route,
                     upstream=name,
                     request_headers=capturable(request.headers.items()),
-                    request_body=body[: self.capture_limit],
-                    request_truncated=len(body) > self.capture_limit,
+                    request_body=trip.body[: self.capture_limit],
+                    request_truncated=len(trip.body) > self.capture_limit,
                     status=status,
-                    response_headers=resp_headers,
+                    response_headers=trip.resp_headers,
                     response_body=captured,
                     response_truncated=len(captured) >= self.capture_limit,
-                    started_at=started_at,
-                    t_received=t0,
-                    t_upstream_sent=t_sent,
-                    t_headers=t_headers,
-                    t_first_byte=t_first,
-                    t_last_byte=t_last if t_last is not None else now,
-                    chunks=tuple(chunks),
+                    started_at=trip.started_at,
+                    t_received=trip.t0,
+                    t_upstream_sent=trip.t_sent,
+                    t_headers=trip.t_headers,
+                    t_first_byte=trip.t_first,
+                    t_last_byte=trip.t_last if trip.t_last is not None else now,
+                    chunks=tuple(trip.chunks),
                     error=error,  # type: ignore[arg-type]
-                    probe=probe,
-                    trace=trace,
+                    probe=trip.probe,
+                    trace=trip.trace,
                 )
             )
         except Exception:  # isolation boundary: never let bookkeeping break a response
-            logger.exception("failed to record request %s", rid)
+            logger.exception("failed to record request %s", trip.rid)
 
     def _trace(self, traceparent: str | None, tracestate: str | None) -> TraceIds:
         parent = None
