@@ -102,11 +102,12 @@ logging: {{level: WARNING}}
         wait_http(f"http://127.0.0.1:{admin_port}/healthz", 60, sidecar)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{proxy_port}/v1", api_key="sk-local-not-used")
         items = [json.loads(line) for line in (ROOT / "configs/workloads/rag.jsonl").read_text().splitlines() if line]
+        system = "Answer the question using only this document.\n\n"
         for item in items[: args.questions]:
             client.chat.completions.create(
                 model="gemma-3-270m",
                 messages=[
-                    {"role": "system", "content": f"Answer the question using only this document.\n\n{item['context']}"},
+                    {"role": "system", "content": system + item["context"]},
                     {"role": "user", "content": item["question"]},
                 ],
                 max_tokens=80, temperature=0.0, stop=["USER:"],
