@@ -32,32 +32,45 @@ class Series:
         return self
 
 
-def expanding(increments: Sequence[int]) -> str:
-    """promtool's expanding notation for the cumulative counter of `increments` (sample 0 = 0)."""
+def expanding(increments: Sequence[int], dense_from: int = 0, sparse_every: int = 1) -> str:
+    """promtool's expanding notation for the cumulative counter of `increments` (sample 0 = 0).
+
+    Before step `dense_from` only every `sparse_every`-th sample is scraped (`_` for the others):
+    promtool's cost grows with the samples in the long windows, and long healthy history needs few.
+    """
     values = [0]
     for inc in increments[1:]:
         values.append(values[-1] + inc)
     parts: list[str] = []
     i = 0
     while i < len(values):
+        if i < dense_from and i % sparse_every:
+            parts.append("_")
+            i += 1
+            continue
         j = i + 1
         step = values[j] - values[i] if j < len(values) else 0
-        while j + 1 < len(values) and values[j + 1] - values[j] == step:
+        sparse = sparse_every > 1
+        while j + 1 < len(values) and values[j + 1] - values[j] == step and not (sparse and j + 1 < dense_from):
             j += 1
-        if j >= len(values):
+        if j >= len(values) or (sparse and j < dense_from):
             parts.append(f"{values[i]}")
-            break
+            i += 1
+            continue
         n = j - i
         parts.append(f"{values[i]}+{step}x{n}" if step else f"{values[i]}x{n}")
         i = j + 1
     return " ".join(parts)
 
 
-def input_series(series: dict[str, Series]) -> list[dict[str, str]]:
+def input_series(series: dict[str, Series], dense_from: int = 0, sparse_every: int = 1) -> list[dict[str, str]]:
     out = []
     for slo, s in series.items():
-        out.append({"series": f'genai_sre_slo_events_total{{slo="{slo}",outcome="good"}}', "values": expanding(s.good)})
-        out.append({"series": f'genai_sre_slo_events_total{{slo="{slo}",outcome="bad"}}', "values": expanding(s.bad)})
+        for outcome, incs in (("good", s.good), ("bad", s.bad)):
+            out.append({
+                "series": f'genai_sre_slo_events_total{{slo="{slo}",outcome="{outcome}"}}',
+                "values": expanding(incs, dense_from, sparse_every),
+            })
     return out
 
 

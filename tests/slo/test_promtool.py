@@ -1,11 +1,12 @@
 """The generated rules under the real `promtool` (2.42): syntax, alert timing, and parity with the engine.
 
-Two promtool test files run side by side (they take most of this module's
-time): a 10% error spike at 1-minute steps, and a steady 2x burn, zero
-traffic and sparse traffic at 2-minute steps. Each starts with 3 days of
-healthy (or idle) history so the long windows are full. Parity: the same
-series go through the in-process engine; for every state change the engine
-makes, promtool must agree one step before and one step after it.
+Three promtool test files run side by side (they take most of this module's
+time): a 10% error spike at 1-minute steps and a steady 2x burn at 3-minute
+steps, each after 3 days of healthy history so the long windows are full;
+and a day of zero traffic followed by a day of one failure an hour (below
+the minimum event count) at 2-minute steps. Parity: the same series go
+through the in-process engine; for every state change the engine makes,
+promtool must agree one step before and one step after it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SPIKE_SLOS = parse_slos(
     """
 service: test
 min_events: 20
+self_monitoring: {enabled: false}
 slos:
   - {name: avail, objective: 99.9, period: 30d, sli: {kind: availability}}
 """
@@ -41,6 +43,7 @@ STEADY_SLOS = parse_slos(
     """
 service: test
 min_events: 20
+self_monitoring: {enabled: false}
 slos:
   - {name: steady, objective: 99.9, sli: {kind: availability}}
 """
@@ -50,8 +53,8 @@ QUIET_SLOS = parse_slos(
     """
 service: test
 min_events: 20
+self_monitoring: {enabled: false}
 slos:
-  - {name: idle, objective: 99.9, sli: {kind: availability}}
   - {name: sparse, objective: 99.9, sli: {kind: availability}}
 """
 )
@@ -73,20 +76,18 @@ def steady_series() -> dict[str, Series]:
 
 
 def quiet_series() -> dict[str, Series]:
-    # 2-minute steps over 4 days. idle: counters exported but no traffic at all. sparse: no traffic
-    # for 3 days, then one failed request an hour (every 30 steps), 100% errors but never
-    # `min_events` in any window pair.
-    steps = 4 * DAY_MIN // 2 + 1
-    idle = Series().extend(steps, 0, 0)
-    sparse = Series().extend(HEALTHY // 2 + 1, 0, 0)
+    # 2-minute steps. A day with the counters exported but no traffic at all, then a day of one failed
+    # request an hour (every 30 steps): 100% errors, but never `min_events` in both windows of a pair.
+    steps = 2 * DAY_MIN // 2 + 1
+    sparse = Series().extend(DAY_MIN // 2 + 1, 0, 0)
     while len(sparse.good) < steps:
         sparse.extend(1, 0, 1).extend(29, 0, 0)
     del sparse.good[steps:], sparse.bad[steps:]
-    return {"idle": idle, "sparse": sparse}
+    return {"sparse": sparse}
 
 
 def _test_file(tmp: Path, name: str, slos: SLOFile, series: dict[str, Series], step_min: int,
-               checks: list[dict[str, Any]]) -> Path:
+               checks: list[dict[str, Any]], dense_from: int = 0, sparse_every: int = 1) -> Path:
     (tmp / f"{name}.rules.yml").write_text(render(slos))
     doc = {
         "rule_files": [f"{name}.rules.yml"],
@@ -94,8 +95,12 @@ def _test_file(tmp: Path, name: str, slos: SLOFile, series: dict[str, Series], s
         # promtool evaluates groups in random order unless told; Prometheus runs them concurrently.
         # Recordings first, as a Prometheus whose groups were evaluated just before the alerts.
         "group_eval_order": [g["name"] for g in rule_groups(slos)],
-        "tests": [{"name": name, "interval": f"{step_min}m", "input_series": input_series(series),
-                   "promql_expr_test": checks}],
+        "tests": [{
+            "name": name,
+            "interval": f"{step_min}m",
+            "input_series": input_series(series, dense_from, sparse_every),
+            "promql_expr_test": checks,
+        }],
     }
     path = tmp / f"{name}.test.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -137,10 +142,8 @@ def _steady_checks(engine: dict[tuple[str, str], list[bool]], steps: int) -> lis
 
 
 def _quiet_checks(engine: dict[tuple[str, str], list[bool]], steps: int) -> list[dict[str, Any]]:
-    checks = []
-    for slo in ("idle", "sparse"):
-        name = QUIET_SLOS.get(slo).alert_name
-        checks += [_never(name, slo, "page", (steps - 1) * 2), _never(name, slo, "ticket", (steps - 1) * 2)]
+    name = QUIET_SLOS.get("sparse").alert_name
+    checks = [_never(name, "sparse", "page", (steps - 1) * 2), _never(name, "sparse", "ticket", (steps - 1) * 2)]
     return checks + parity_checks(QUIET_SLOS, engine, 120)
 
 
@@ -157,14 +160,18 @@ def _never(name: str, slo: str, severity: str, end_min: int) -> dict[str, Any]:
 def promtool_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
     tmp = tmp_path_factory.mktemp("promtool")
     spike, steady, quiet = spike_series(), steady_series(), quiet_series()
-    steady_steps, quiet_steps = len(steady["steady"].good), len(quiet["idle"].good)
+    steady_steps, quiet_steps = len(steady["steady"].good), len(quiet["sparse"].good)
     files = {
-        "spike": _test_file(tmp, "spike", SPIKE_SLOS, spike, 1, _spike_checks(run_engine(SPIKE_SLOS, spike, 60))),
+        # Scraped every 5 minutes until 400 minutes before the spike (the 6h window then is dense).
+        "spike": _test_file(
+            tmp, "spike", SPIKE_SLOS, spike, 1, _spike_checks(run_engine(SPIKE_SLOS, spike, 60)), HEALTHY - 400, 5
+        ),
         "steady": _test_file(
             tmp, "steady", STEADY_SLOS, steady, 3, _steady_checks(run_engine(STEADY_SLOS, steady, 180), steady_steps)
         ),
         "quiet": _test_file(
-            tmp, "quiet", QUIET_SLOS, quiet, 2, _quiet_checks(run_engine(QUIET_SLOS, quiet, 120), quiet_steps)
+            tmp, "quiet", QUIET_SLOS, quiet, 2, _quiet_checks(run_engine(QUIET_SLOS, quiet, 120), quiet_steps),
+            DAY_MIN // 2 - 200, 30,  # no traffic at all before: scraped every hour
         ),
     }
     # The three runs are independent: start them together.
