@@ -168,6 +168,7 @@ class Sidecar:
         if self._listener is not None:
             self._listener.close()  # stop accepting
         if self._proxy_server is not None:
+            self._proxy_server.pre_shutdown()  # idle keep-alive connections close now
             await self._proxy_server.shutdown(grace)  # open streams finish, up to the grace period
         if self._listener is not None:
             with contextlib.suppress(Exception):

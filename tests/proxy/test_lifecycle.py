@@ -76,6 +76,8 @@ def test_serve_health_and_sigterm_lets_open_streams_finish(tmp_path: Path) -> No
                     received.append(part)
             done.set()
 
+        idle = httpx.Client()  # an idle keep-alive connection must not hold the shutdown up
+        assert idle.get(f"http://127.0.0.1:{port}/health").status_code == 200
         t = threading.Thread(target=stream)
         t.start()
         while not received:
@@ -86,7 +88,10 @@ def test_serve_health_and_sigterm_lets_open_streams_finish(tmp_path: Path) -> No
             httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=BODY, timeout=2)
         assert done.wait(20), "the open stream did not finish"
         assert b"".join(received).endswith(b"data: [DONE]\n\n")
+        finished = time.monotonic()
         assert proc.wait(20) == 0
+        assert time.monotonic() - finished < 8, "shutdown waited for the idle connection"
+        idle.close()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from genai_sre.events import Alert
 from genai_sre.slo.engine import SLOEngine
 from genai_sre.slo.spec import parse_slos
 
@@ -23,7 +24,7 @@ def test_page_annotation_names_the_start_of_the_burn() -> None:
         t[0] += 60
     assert engine.evaluate() == []
     burn_began = t[0]
-    alerts = []
+    alerts: list[Alert] = []
     while not alerts:  # 50% errors from now on
         engine.record("avail", True, t[0], count=30)
         engine.record("avail", False, t[0], count=30)
