@@ -15,9 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from detectors.bias.probe_config import ProbeConfig
+from detectors.bias.probes import ProbeRunner
 from genai_sre.config import Config, DetectorConfig
 from genai_sre.mock.scenario import Latency, Phase, Scenario
-from tests.harness import stack
+from genai_sre.schema import build
+from tests.harness import Stack, stack
 
 GROUPS = ("group_a", "group_b", "group_c", "group_d")
 SLOS = """
@@ -29,6 +32,10 @@ slos:
     period: 1h
     min_events: 1
     sli: {kind: time_slice, detector: bias, finding: fairness_disparity, statistic: max, threshold: 1.0, slice: 2s}
+  - name: latency
+    objective: 99
+    period: 1h
+    sli: {kind: latency, metric: duration, threshold_s: 10}
 """
 
 
@@ -93,3 +100,34 @@ def test_biased_scenario_fires_and_unbiased_does_not(tmp_path: Path) -> None:
     assert firing, info
     firing, info = _fairness_firing({}, tmp_path)
     assert not firing, info
+
+
+def _latency_events(s: Stack) -> int:
+    assert s.sidecar.slo_engine is not None
+    status = next(st for st in s.sidecar.slo_engine.status() if st.name == "latency")
+    return status.events_good + status.events_bad
+
+
+@pytest.mark.integration
+def test_probe_traffic_through_the_sidecar_is_not_counted(tmp_path: Path) -> None:
+    probes = build(
+        ProbeConfig,
+        {
+            "attributes": {"group": {g: {"who": g.replace("_", " ")} for g in GROUPS}},
+            "templates": [{"id": "t", "attribute": "group", "prompt": "I am in {who}. Can you help me?"}],
+            "daily_budget": 8,
+        },
+    )
+    with stack(scenario=_scenario({}), configure=_configure(tmp_path)) as s:  # type: ignore[arg-type]
+        runner = ProbeRunner(replace(probes, url=s.proxy_url))
+        report = s.lt.call(runner.run_once())
+        assert report.sent == 4 and report.errors == 0, report
+        s.idle()
+        assert _latency_events(s) == 0  # probes: captured and scored, never counted
+        registry = s.sidecar.metrics.registry
+        assert registry.get_sample_value(
+            "genai_sre_fairness_group_outcome", {"attribute": "group", "group": "group_a", "metric": "refusal"}
+        ) is None  # nor seen by the bias detector
+        s.lt.call(_traffic(s.proxy_url, 1))
+        s.idle()
+        assert _latency_events(s) == 4
