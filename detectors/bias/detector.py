@@ -83,6 +83,9 @@ class BiasDetector(BaseDetector):
         cfg = self.config
         self.groups = GroupExtractor(cfg.groups)
         refusal = RefusalClassifier(patterns=DEFAULT_PATTERNS, extra_patterns=cfg.refusal_patterns)
+        if risk_source is None:  # the app may hand one over in the context (e.g. reading another detector's score)
+            extra = self.context.extra.get("risk_source")
+            risk_source = extra if callable(extra) else None
         self.meter = OutcomeMeter(refusal, risk_source)
         self._fine = BucketedTallies(cfg.bucket_s, max(cfg.windows_s) + cfg.bucket_s)
         self._medium = BucketedTallies(300.0, cfg.drift_window_s + 300.0)

@@ -194,8 +194,12 @@ def rate_disparity(
 
 
 def _welch_p(a: MeanStat, b: MeanStat) -> float:
+    """One-sided p-value that `a`'s mean is greater than `b`'s."""
     se = math.sqrt(a.variance / a.n + b.variance / b.n)
-    return 1.0 if se == 0.0 else _p_two_sided((a.mean - b.mean) / se) / 2.0
+    if se <= 1e-12 * max(1.0, abs(a.mean), abs(b.mean)):  # constant values: the order is certain
+        return 0.0 if a.mean > b.mean + 1e-12 else 1.0
+    z = (a.mean - b.mean) / se
+    return _p_two_sided(z) / 2.0 if z > 0 else 1.0 - _p_two_sided(z) / 2.0
 
 
 def _rest(stats: Mapping[str, MeanStat], eligible: list[str], group: str) -> MeanStat:

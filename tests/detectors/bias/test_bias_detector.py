@@ -17,7 +17,7 @@ from detectors.bias.groups import GroupValue
 from detectors.bias.outcomes import Outcomes
 from genai_sre.detection.base import DetectorContext
 from genai_sre.errors import ConfigError
-from genai_sre.events import Finding
+from genai_sre.events import Exchange, Finding
 
 from .helpers import make_exchange
 
@@ -188,3 +188,19 @@ def test_embedding_drift_of_one_groups_answers() -> None:
     assert detector.answers is not None
     a = [e for e in detector.answers.evaluate() if e.group == "a"]
     assert a and a[0].p_value > 0.01
+
+
+def test_hallucination_risk_from_a_risk_source_in_the_context() -> None:
+    clock = Clock()
+
+    def risk(exchange: Exchange) -> float | None:
+        return 0.6 if exchange.labels.get("group.gender") == "b" else 0.1
+
+    detector = BiasDetector(context=DetectorContext(name="bias", clock=clock, extra={"risk_source": risk}))
+    for i in range(200):
+        clock.t += 0.5
+        for g in ("a", "b"):
+            asyncio.run(detector.detect(make_exchange(i, answer=ANSWER + f" {i % 7}", labels={"group.gender": g})))
+    state = next(s for s in detector.states() if s.metric == "hallucination_risk")
+    assert state.disparity is not None and state.disparity.gap == pytest.approx(0.5)
+    assert state.score >= 1.0 and state.disparity.high == "b"

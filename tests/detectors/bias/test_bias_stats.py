@@ -125,3 +125,12 @@ def test_mean_disparity_relative_and_welch() -> None:
     assert d.significant
     same = mean_disparity({"a": stats["a"], "b": stats["a"]}, metric="length", min_count=30)
     assert same is not None and same.gap == 0 and not same.significant
+
+
+def test_constant_values_with_a_real_gap_are_significant() -> None:
+    stats = {"a": MeanStat(50, 50 * 0.6, 50 * 0.36), "b": MeanStat(50, 50 * 0.1, 50 * 0.01)}
+    d = mean_disparity(stats, metric="hallucination_risk", min_count=30)
+    assert d is not None and d.significant and d.gap == pytest.approx(0.5)
+    same = {"a": MeanStat(50, 5.0, 0.5), "b": MeanStat(50, 5.0, 0.5)}
+    d2 = mean_disparity(same, metric="hallucination_risk", min_count=30)
+    assert d2 is not None and not d2.significant
