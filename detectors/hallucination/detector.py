@@ -6,16 +6,17 @@ exchange is scored at once, a burst is scored in batches, and the event loop
 only appends to a list and resolves futures.
 
 `executor="thread"` (default) runs the scorer in one worker thread; the
-feature code is pure Python and holds the GIL, so the loop's latency rises by
-up to one switch interval (5 ms) while a batch runs. `executor="process"` runs
-it in a worker process: the loop stays fully free at the price of pickling the
-texts (bench/hallucination_speed.py measures both).
+feature code is pure Python and holds the GIL, so the loop waits up to one
+switch interval (5 ms) at a time while a batch runs. `executor="process"` runs
+it in a spawned worker process: the loop stays free at the price of pickling
+the texts and a second interpreter (bench/hallucination_speed.py measures both).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -38,9 +39,13 @@ FINDING_NAME = "hallucination_risk"
 _worker_scorer: HallucinationScorer | None = None
 
 
-def _init_worker(model_path: str | None) -> None:
+def _init_worker(model_path: str | None, explainer: Literal["closed_form", "shap"]) -> None:
     global _worker_scorer
-    _worker_scorer = HallucinationScorer(model_path=model_path)
+    _worker_scorer = HallucinationScorer(model_path=model_path, explainer=explainer)
+
+
+def _warm() -> None:
+    return None
 
 
 def _score_in_worker(items: list[ScoreInput]) -> list[RiskResult]:
@@ -74,7 +79,8 @@ class HallucinationDetector(BaseDetector):
     Options (YAML keys): `model_path` (artefact JSON; default the shipped
     model), `embeddings` (`off`; `cascade` is not shipped, see the docs for the
     measurement), `embedding_model_path`, `batch_size`, `executor`
-    (`thread` | `process`).
+    (`thread` | `process`), `explainer` (`closed_form`: SHAP values computed
+    as coef * z, equal to `shap.LinearExplainer`'s; `shap`: the library itself).
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class HallucinationDetector(BaseDetector):
         embedding_model_path: str | None = None,
         batch_size: int = 32,
         executor: Literal["thread", "process"] = "thread",
+        explainer: Literal["closed_form", "shap"] = "closed_form",
         context: DetectorContext | None = None,
     ) -> None:
         if embeddings != "off":
@@ -96,15 +103,22 @@ class HallucinationDetector(BaseDetector):
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if executor not in ("thread", "process"):
             raise ConfigError(f"executor must be 'thread' or 'process', got {executor!r}")
+        if explainer not in ("closed_form", "shap"):
+            raise ConfigError(f"explainer must be 'closed_form' or 'shap', got {explainer!r}")
         self.name = context.name if context is not None else "hallucination"
         self.batch_size = batch_size
         self.embedding_model_path = embedding_model_path
         path = str(Path(model_path)) if model_path is not None else None
         # Load in this process first so a bad artefact fails at startup, not on the first exchange.
-        self._scorer = HallucinationScorer(model_path=path)
+        self._scorer = HallucinationScorer(model_path=path, explainer=explainer)
         self._executor: Executor
         if executor == "process":
-            self._executor = ProcessPoolExecutor(max_workers=1, initializer=_init_worker, initargs=(path,))
+            # spawn, not fork: the sidecar has threads (exporters, the loop) that a fork would copy mid-state.
+            ctx = multiprocessing.get_context("spawn")
+            self._executor = ProcessPoolExecutor(
+                1, mp_context=ctx, initializer=_init_worker, initargs=(path, explainer)
+            )
+            self._executor.submit(_warm)  # start the worker now, not on the first exchange
         else:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hallucination")
         self._process = executor == "process"

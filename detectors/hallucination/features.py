@@ -12,7 +12,6 @@ many answers against one retrieved context pay for it once.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections import OrderedDict
@@ -112,7 +111,7 @@ class ContextIndex:
     n_words: int
 
 
-_cache: OrderedDict[str, ContextIndex] = OrderedDict()
+_cache: OrderedDict[tuple[int, int], ContextIndex] = OrderedDict()
 
 
 def infer_task(context: str, question: str, answer: str | None = None) -> Task:
@@ -130,7 +129,10 @@ def infer_task(context: str, question: str, answer: str | None = None) -> Task:
 
 
 def index_context(text: str) -> ContextIndex:
-    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    # Python's own (randomised, 64-bit) string hash plus the length: no hashlib, because hashlib
+    # releases the GIL on large inputs, and a worker thread that keeps releasing and retaking
+    # the GIL starves the event loop thread of it (the loop never gets to force a switch).
+    key = (hash(text), len(text))
     hit = _cache.get(key)
     if hit is not None:
         _cache.move_to_end(key)

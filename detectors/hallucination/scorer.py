@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -61,8 +62,15 @@ class RiskResult:
 class HallucinationScorer:
     """Scores answers against their grounding with a `RiskModel` (the shipped one by default)."""
 
-    def __init__(self, model: RiskModel | None = None, *, model_path: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        model: RiskModel | None = None,
+        *,
+        model_path: Path | str | None = None,
+        explainer: Literal["closed_form", "shap"] = "closed_form",
+    ) -> None:
         self.model = model if model is not None else RiskModel.load(model_path)
+        self.explainer = explainer
 
     def score_batch(self, items: Sequence[ScoreInput]) -> list[RiskResult]:
         results: list[RiskResult | None] = [None] * len(items)
@@ -71,7 +79,7 @@ class HallucinationScorer:
             rows = [extract(items[i].context, items[i].question, items[i].answer) for i in grounded]
             X = np.array([r.values for r in rows], dtype=np.float64)
             risks = self.model.predict(X)
-            shap_values = self.model.explain(X)
+            shap_values = self.model.explain(X, self.explainer)
             for k, i in enumerate(grounded):
                 results[i] = self._grounded_result(float(risks[k]), rows[k].task, rows[k].claims, X[k], shap_values[k])
         for i, it in enumerate(items):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from detectors.hallucination.evaluate import HallucinationEvaluator
+from detectors.hallucination.features import extract
 from detectors.hallucination.model import DEFAULT_MODEL_PATH, RiskModel
 from detectors.hallucination.train import train
 from genai_sre.errors import ConfigError
@@ -57,3 +58,23 @@ def test_retraining_reproduces_the_shipped_artefact(tmp_path: Path) -> None:
     out = tmp_path / "model.json"
     train(DATASETS, out)
     assert json.loads(out.read_text()) == json.loads(DEFAULT_MODEL_PATH.read_text())
+
+
+def test_closed_form_shap_equals_the_shap_library_and_adds_up() -> None:
+    model = RiskModel.load()
+    rows = load_dataset(DATA / "ragtruth.jsonl.gz", split="dev")[:64]
+    X = np.array([extract(r.context, r.question, r.answer).values for r in rows])
+    closed = model.explain(X)
+    library = model.explain(X, method="shap")
+    np.testing.assert_allclose(closed, library, atol=1e-10)
+    # Additivity: expected value (the intercept, at the training mean) + contributions = logit.
+    np.testing.assert_allclose(model.intercept + closed.sum(axis=1), model.logit(X), atol=1e-9)
+
+
+def test_detector_can_use_the_shap_library() -> None:
+    from detectors.hallucination.scorer import HallucinationScorer, ScoreInput
+
+    item = ScoreInput("Paris is the capital of France.", "Capital?", "The capital is Lyon, says Jean Dupont.")
+    a = HallucinationScorer(explainer="shap").score_batch([item])[0]
+    b = HallucinationScorer().score_batch([item])[0]
+    assert a.features == b.features and a.risk == b.risk
