@@ -9,13 +9,14 @@ the core stages.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from genai_sre.app import Sidecar
 from genai_sre.config import Config
-from genai_sre.events import Evaluation
+from genai_sre.events import Alert, Evaluation
 from genai_sre.storage.samples import SampleStore
 
 __all__ = ["check_files", "wire"]
@@ -114,7 +115,7 @@ def _wire_slos(sidecar: Sidecar, router: Any) -> None:
         recorder.flush()
         for alert in engine.evaluate():
             if router is not None:
-                await router.submit(alert)
+                await router.submit(_with_evidence(alert, recorder.evidence(alert.labels.get("slo", ""))))
 
     async def loop() -> None:
         while True:
@@ -127,6 +128,16 @@ def _wire_slos(sidecar: Sidecar, router: Any) -> None:
     sidecar.evaluate_now = evaluate_now
     sidecar.spawn(loop(), "genai-sre-slo")
     sidecar.on_close(engine.close)
+
+
+def _with_evidence(alert: Alert, evidence: dict[str, str]) -> Alert:
+    """A firing time-slice alert carries its worst finding: groups, metric, gap with its interval, since when."""
+    if alert.status != "firing" or not evidence:
+        return alert
+    extra = {f"evidence_{k}": v for k, v in evidence.items() if k != "explanation"}
+    if "explanation" in evidence:
+        extra["description"] = evidence["explanation"]
+    return dataclasses.replace(alert, annotations={**alert.annotations, **extra})
 
 
 def _wire_otlp(sidecar: Sidecar) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from genai_sre.events import Evaluation, Exchange
@@ -60,15 +60,18 @@ class _Match:
 class _Slice:
     """The running statistic of the current time slice of one time-slice SLO."""
 
-    __slots__ = ("index", "max", "sum", "n")
+    __slots__ = ("index", "max", "sum", "n", "worst")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.max = -math.inf
         self.sum = 0.0
         self.n = 0
+        self.worst: Mapping[str, object] = {}
 
-    def add(self, value: float) -> None:
+    def add(self, value: float, evidence: Mapping[str, object] | None = None) -> None:
+        if value > self.max and evidence is not None:
+            self.worst = evidence
         self.max = max(self.max, value)
         self.sum += value
         self.n += 1
@@ -90,6 +93,7 @@ class SLIRecorder:
         self._evaluated = tuple((s, _Match.of(s.filters)) for s in slos.slos if s.sli.kind in ("latency", "quality"))
         self._sliced = tuple((s, _Match.of(s.filters)) for s in slos.slos if s.sli.kind == "time_slice")
         self._slices: dict[str, _Slice] = {}
+        self._evidence: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def _event(self, slo: str, good: bool, at: float | None = None) -> None:
@@ -116,7 +120,12 @@ class SLIRecorder:
                 continue
             value = self._value(spec, evaluation)
             if value is not None:
-                self._add_to_slice(spec, ex.started_at, value)
+                finding = evaluation.finding(spec.sli.detector or "", spec.sli.finding)
+                evidence = dict(finding.attributes) if finding is not None else {}
+                if finding is not None and finding.explanation:
+                    evidence["explanation"] = finding.explanation
+                evidence["exchange_id"] = ex.id
+                self._add_to_slice(spec, ex.started_at, value, evidence)
 
     @staticmethod
     def _judge(spec: SLOSpec, evaluation: Evaluation) -> bool | None:
@@ -145,7 +154,14 @@ class SLIRecorder:
             return None
         return float(raw)
 
-    def _add_to_slice(self, spec: SLOSpec, t: float, value: float) -> None:
+    def evidence(self, slo: str) -> dict[str, str]:
+        """Attributes of the worst finding of the latest bad slice of a time-slice SLO (for its alert)."""
+        with self._lock:
+            return dict(self._evidence.get(slo, {}))
+
+    def _add_to_slice(
+        self, spec: SLOSpec, t: float, value: float, evidence: Mapping[str, object] | None = None
+    ) -> None:
         width = spec.sli.slice_s
         index = int(t // width)
         closed: tuple[float, bool] | None = None
@@ -155,15 +171,18 @@ class SLIRecorder:
                 if current is not None:
                     closed = self._close(spec, current)
                 current = self._slices[spec.name] = _Slice(index)
-            current.add(value)  # a late evaluation counts in the open slice
+            current.add(value, evidence)  # a late evaluation counts in the open slice
         if closed is not None:
             self._event(spec.name, closed[1], closed[0])
 
-    @staticmethod
-    def _close(spec: SLOSpec, s: _Slice) -> tuple[float, bool]:
+    def _close(self, spec: SLOSpec, s: _Slice) -> tuple[float, bool]:
+        """End time and verdict of a slice; a bad slice's worst finding becomes the SLO's alert evidence."""
         threshold = spec.sli.threshold if spec.sli.threshold is not None else math.inf
         end = (s.index + 1) * spec.sli.slice_s
-        return end, s.value(spec.sli.statistic) < threshold
+        good = s.value(spec.sli.statistic) < threshold
+        if not good and s.worst:
+            self._evidence[spec.name] = {k: _text(v) for k, v in s.worst.items()}
+        return end, good
 
     def flush(self, now: float | None = None) -> None:
         """Emit the events of time slices that ended before `now`."""
@@ -178,3 +197,9 @@ class SLIRecorder:
                     done.append((spec.name, end, good))
         for name, end, good in done:
             self._event(name, good, end)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)[:500]
