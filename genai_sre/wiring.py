@@ -69,6 +69,7 @@ async def wire(sidecar: Sidecar) -> None:
     evidence.engine = sidecar.slo_engine
     sidecar.postmortem_evidence = evidence
     _wire_otlp(sidecar)
+    _wire_probes(sidecar)
 
 
 def _wire_slos(sidecar: Sidecar, router: Any) -> None:
@@ -149,6 +150,24 @@ def _wire_otlp(sidecar: Sidecar) -> None:
         sidecar.on_close(exporter.aclose)
 
 
+PROBE_RUNNER = "detectors.bias.probes:ProbeRunner"
+
+
+def _wire_probes(sidecar: Sidecar) -> None:
+    """Counterfactual probes on a schedule, when `probes:` names a file (loaded like a plugin)."""
+    config = sidecar.config
+    if not config.probes:
+        return
+    from genai_sre.plugins import import_from_string
+
+    runner = import_from_string(PROBE_RUNNER).from_file(
+        str(config.resolve(config.probes)), sidecar.wall, sidecar.metrics
+    )
+    stop = asyncio.Event()
+    sidecar.spawn(runner.run_forever(stop), "genai-sre-probes")
+    sidecar.on_close(stop.set)
+
+
 def check_files(config: Config) -> list[str]:
     """Validate the files the config points at; return one note per file checked."""
     notes = []
@@ -162,4 +181,9 @@ def check_files(config: Config) -> list[str]:
 
         load_alerting_config(config.resolve(config.alerting.file))
         notes.append(f"alert routes in {config.alerting.file}")
+    if config.probes:
+        from genai_sre.plugins import import_from_string
+
+        import_from_string("detectors.bias.probe_config:load_probes")(str(config.resolve(config.probes)))
+        notes.append(f"probes in {config.probes}")
     return notes
