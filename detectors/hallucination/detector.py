@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import re
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -131,8 +132,8 @@ class HallucinationDetector(BaseDetector):
         return self._scorer.model
 
     async def detect(self, exchange: Exchange) -> Sequence[Finding]:
-        if not exchange.answer.strip():
-            return []
+        if not exchange.answer.strip() or _is_refusal(exchange.answer):
+            return []  # nothing asserted, nothing to check: refusals are the refusal detector's business
         item = ScoreInput(exchange.context_text, exchange.question, exchange.answer, exchange.logprobs)
         fut: asyncio.Future[RiskResult] = asyncio.get_running_loop().create_future()
         self._pending.append((item, fut))
@@ -172,3 +173,15 @@ class HallucinationDetector(BaseDetector):
             fut.cancel()
         self._pending.clear()
         await asyncio.to_thread(self._executor.shutdown, True)
+
+
+_REFUSAL = re.compile(
+    r"^\s*(?:i'?m sorry|i am sorry|sorry,|i can(?:'|no)t (?:help|assist|answer|provide|do that)|"
+    r"i cannot (?:help|assist|answer|provide)|i(?:'m| am) (?:not able|unable) to (?:help|assist|answer|provide))",
+    re.IGNORECASE,
+)
+
+
+def _is_refusal(answer: str) -> bool:
+    """A short answer that opens by declining (the mock's and most models' refusal phrasing)."""
+    return len(answer) < 300 and _REFUSAL.match(answer.replace("\u2019", "'")) is not None

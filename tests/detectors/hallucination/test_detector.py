@@ -109,3 +109,27 @@ def test_built_from_config_and_bad_options_fail_fast() -> None:
         HallucinationDetector(embeddings="cascade")
     with pytest.raises(ConfigError, match="model"):
         HallucinationDetector(model_path="/nonexistent/model.json")
+
+
+def test_refusals_are_not_scored_for_hallucination() -> None:
+    import asyncio
+
+    from detectors.hallucination import HallucinationDetector
+    from genai_sre import ContextPart, Exchange
+
+    det = HallucinationDetector()
+    ex = Exchange(
+        id="r",
+        started_at=0.0,
+        provider="openai",
+        operation="chat",
+        route="/v1/chat/completions",
+        upstream="u",
+        status=200,
+        stream=False,
+        question="How tall is it?",
+        answer="I'm sorry, but I can't help with that request.",
+        context=(ContextPart("system", "The tower is 330 metres tall."),),
+    )
+    assert asyncio.run(det.detect(ex)) == []
+    asyncio.run(det.aclose())
