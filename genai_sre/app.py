@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -192,6 +193,9 @@ class Sidecar:
     async def run_until_signal(self) -> None:
         """Serve until SIGTERM or SIGINT, then shut down gracefully."""
         await self.start()
+        # Everything loaded so far (models, vocabularies, libraries) lives as long as the process:
+        # keep it out of the garbage collector's full passes, which would otherwise pause forwarding.
+        gc.freeze()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
