@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from genai_sre.errors import ConfigError
-from genai_sre.schema import build, load_document
+from genai_sre.schema import build, load_document, read_document
 
 __all__ = [
     "AdminConfig",
@@ -237,16 +237,9 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         if not (bundled / "slos.yaml").is_file():
             data = {"slo": {"file": None}, "alerting": {"file": None}}
     else:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}") from exc
-        doc = load_document(text, str(p), environ)
-        if not isinstance(doc.data, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        doc = read_document(path, "config file", environ)
         data = dict(doc.data)
-        base = str(p.resolve().parent)
+        base = str(Path(path).resolve().parent)
     data["base_dir"] = base
     config = build(Config, data, doc)
     return apply_overrides(config, **overrides) if overrides else config

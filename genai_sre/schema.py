@@ -26,7 +26,7 @@ import yaml
 
 from genai_sre.errors import ConfigError
 
-__all__ = ["Document", "build", "load_document", "load_file", "substitute"]
+__all__ = ["Document", "build", "load_document", "load_file", "read_document", "substitute"]
 
 T = TypeVar("T")
 
@@ -113,14 +113,22 @@ def load_document(text: str, source: str = "<string>", environ: Mapping[str, str
     return Document(data=data, source=source, lines=lines)
 
 
-def load_file(path: str | Path, cls: type[T], environ: Mapping[str, str] | None = None) -> T:
-    """Read a YAML file into the dataclass `cls`, or raise ConfigError naming file, line and key."""
+def read_document(path: str | Path, what: str = "config file", environ: Mapping[str, str] | None = None) -> Document:
+    """Read and parse a YAML file whose top level must be a mapping; errors say which `what` could not be read."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"cannot read {what} {str(p)!r}: {exc.strerror or exc}") from exc
     doc = load_document(text, str(p), environ)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping")
+    return doc
+
+
+def load_file(path: str | Path, cls: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """Read a YAML file into the dataclass `cls`, or raise ConfigError naming file, line and key."""
+    doc = read_document(path, environ=environ)
     return build(cls, doc.data, doc)
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genai_sre.alerting.matchers import parse_matchers
-from genai_sre.errors import ConfigError
-from genai_sre.schema import build, load_document
+from genai_sre.schema import build, read_document
 
 __all__ = [
     "AlertingConfig",
@@ -138,14 +137,7 @@ def _rename_continue(node: Any) -> Any:
 
 def load_alerting_config(path: str | Path, environ: Mapping[str, str] | None = None) -> AlertingConfig:
     """Read `alerting.yaml`; ConfigError names the file, line and key of anything wrong."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read alerting config {str(p)!r}: {exc.strerror or exc}") from exc
-    doc = load_document(text, str(p), environ)
-    if not isinstance(doc.data, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping")
+    doc = read_document(path, "alerting config", environ)
     data = dict(doc.data)
     if "route" in data:
         data["route"] = _rename_continue(data["route"])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from genai_sre.errors import ConfigError
-from genai_sre.schema import build, load_document
+from genai_sre.schema import build, load_document, read_document
 
 __all__ = [
     "AlertWindow",
@@ -293,9 +293,5 @@ def parse_slos(text: str, source: str = "<slos>", environ: Mapping[str, str] | N
 
 def load_slos(path: str | Path, environ: Mapping[str, str] | None = None) -> SLOFile:
     """Read and validate an SLO file; errors name the file, line and key."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read SLO file {str(p)!r}: {exc.strerror or exc}") from exc
-    return parse_slos(text, str(p), environ)
+    doc = read_document(path, "SLO file", environ)
+    return build(SLOFile, doc.data, doc)
