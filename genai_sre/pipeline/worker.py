@@ -103,9 +103,12 @@ class Pipeline:
         while True:
             batch = await self.queue.take_batch(self.batch_size)
             self._idle.clear()
+            start = self.clock()
             try:
                 await asyncio.gather(*(self._one(c) for c in batch))
             finally:
+                # The batch's exchanges run concurrently: charge the batch's wall time once.
+                self._busy_tokens -= self.clock() - start
                 if self.metrics is not None:
                     self.metrics.gauge("genai_sre_pipeline_queue_depth").set(len(self.queue))
                 if not len(self.queue):
@@ -130,7 +133,6 @@ class Pipeline:
                 logger.exception("sink %s failed on exchange %s", type(sink).__name__, exchange.id)
         self.processed += 1
         elapsed = self.clock() - start
-        self._busy_tokens -= elapsed
         if self.metrics is not None:
             self.metrics.histogram("genai_sre_pipeline_processing_seconds").observe(elapsed)
 
