@@ -105,7 +105,13 @@ class Pipeline:
             self._idle.clear()
             start = self.clock()
             try:
-                await asyncio.gather(*(self._one(c) for c in batch))
+                # Start the exchanges one loop turn apart, and let each yield between its steps: the
+                # loop polls sockets between any two steps, so a request never waits behind a batch.
+                tasks = []
+                for capture in batch:
+                    tasks.append(asyncio.ensure_future(self._one(capture)))
+                    await asyncio.sleep(0)
+                await asyncio.gather(*tasks)
             finally:
                 # The batch's exchanges run concurrently: charge the batch's wall time once.
                 self._busy_tokens -= self.clock() - start
@@ -125,7 +131,9 @@ class Pipeline:
             if self.metrics is not None:
                 self.metrics.counter("genai_sre_pipeline_dropped").labels("parse_error").inc()
             return
+        await asyncio.sleep(0)
         evaluation = await self.runner.evaluate(exchange)
+        await asyncio.sleep(0)
         for sink in self.sinks:
             try:
                 sink.consume(evaluation)
