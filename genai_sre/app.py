@@ -14,6 +14,7 @@ import gc
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from genai_sre.admin import build_admin_app
 from genai_sre.config import Config
 from genai_sre.detection.base import DetectorContext
 from genai_sre.detection.runner import DetectorRunner, DetectorSlot
-from genai_sre.events import Capture
+from genai_sre.events import Alert, Capture
 from genai_sre.pipeline.queue import CaptureQueue
 from genai_sre.pipeline.worker import EvaluationSink, Pipeline
 from genai_sre.plugins import build
@@ -112,6 +113,7 @@ class Sidecar:
         self.alerting: AlertingStack | None = None
         self.evaluate_now: Callable[[], Awaitable[None]] | None = None
         self.postmortem_evidence: object | None = None  # samples + SLO figures, for postmortem drafts
+        self.recent_alerts: deque[Alert] = deque(maxlen=200)  # SLO alert changes, newest last
         self.proxy_port = config.proxy.port
         self.admin_port = config.admin.port
 

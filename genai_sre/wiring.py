@@ -115,8 +115,10 @@ def _wire_slos(sidecar: Sidecar, router: Any) -> None:
     async def evaluate_now() -> None:
         recorder.flush()
         for alert in engine.evaluate():
+            alert = _with_evidence(alert, recorder.evidence(alert.labels.get("slo", "")))
+            sidecar.recent_alerts.append(alert)
             if router is not None:
-                await router.submit(_with_evidence(alert, recorder.evidence(alert.labels.get("slo", ""))))
+                await router.submit(alert)
 
     async def loop() -> None:
         while True:

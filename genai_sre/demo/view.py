@@ -107,6 +107,21 @@ class LiveView:
         for row in slo_rows(sidecar):
             slo.add_row(*row)
         parts: list[Any] = [head, traffic, det, groups, slo]
+        recent = list(sidecar.recent_alerts)[-4:]
+        if recent:
+            alerts = Table(title="latest alert changes", expand=True)
+            for col in ("time", "SLO", "severity", "status", "burn rate"):
+                alerts.add_column(col)
+            for a in recent:
+                when = time.strftime("%H:%M:%S", time.localtime(a.ends_at or a.starts_at))
+                alerts.add_row(
+                    when,
+                    a.labels.get("slo", ""),
+                    a.labels.get("severity", ""),
+                    a.status,
+                    a.annotations.get("burn_rate", ""),
+                )
+            parts.append(alerts)
         if rec.flagged:
             last = rec.flagged[-1]
             feats = ", ".join(f"{n} {v:+.2f}" for n, v in last.features)
@@ -151,6 +166,27 @@ def render_summary(console: Console, result: Any) -> None:
         console.print(
             f"[b]flagged[/b] risk {f.score:.2f}: {f.answer[:160]}\n  why: {f.explanation[:160]}\n  SHAP: {feats}"
         )
+    fired = [a for a in sidecar.recent_alerts if a.status == "firing"]
+    if fired:
+        alerts = Table(title="burn-rate alerts fired during the run")
+        for col in ("SLO", "severity", "burn rate", "evidence"):
+            alerts.add_column(col)
+        seen = set()
+        for a in fired:
+            key = (a.labels.get("slo", ""), a.labels.get("severity", ""))
+            if key in seen:
+                continue
+            seen.add(key)
+            ann = a.annotations
+            evidence = ""
+            if "evidence_groups" in ann:
+                evidence = (
+                    f"{ann.get('evidence_metric', '')} gap {ann.get('evidence_gap', '')} "
+                    f"[{ann.get('evidence_ci_low', '')}, {ann.get('evidence_ci_high', '')}] "
+                    f"between {ann['evidence_groups'].replace('|', ' and ')}"
+                )
+            alerts.add_row(key[0], key[1], ann.get("burn_rate", ""), evidence)
+        console.print(alerts)
     for key, value in result.extra.items():
         console.print(f"{key}: {value}")
     console.print(f"data directory (SQLite: evidence, SLO state, incidents): {result.data_dir}")

@@ -201,5 +201,5 @@ class SLIRecorder:
 
 def _text(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.0f}" if abs(value) >= 1e6 else f"{value:.4g}"  # epoch times stay whole
     return str(value)[:500]
