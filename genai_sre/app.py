@@ -80,7 +80,11 @@ class Sidecar:
         self.wall = wall
         self.metrics = Metrics(registry)
         self.registry = self.metrics.registry
-        self.queue: CaptureQueue[Capture] = CaptureQueue(config.pipeline.queue_size)
+        self.queue: CaptureQueue[Capture] = CaptureQueue(
+            config.pipeline.queue_size,
+            config.pipeline.queue_max_bytes,
+            size=lambda c: len(c.request_body) + len(c.response_body),
+        )
         self.parser = ExchangeParser(config.upstreams, config.labels)
         self.runner = DetectorRunner(
             build_detector_slots(config, self.metrics, wall),

@@ -117,6 +117,7 @@ class LabelsConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     queue_size: int = 10000
+    queue_max_bytes: int = 256 * 1024 * 1024
     workers: int = 1
     cpu_budget: float = 0.5
     cpu_budget_under_load: float = 0.1

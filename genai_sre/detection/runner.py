@@ -93,19 +93,21 @@ class DetectorRunner:
         if budget is not None and not budget.allow():
             return self._done(slot.name, "over_budget", []), []
         start = self.clock()
+        outcome: DetectorOutcome = "scored"
+        stamped: list[Finding] = []
         try:
             found = await asyncio.wait_for(slot.detector.detect(exchange), slot.timeout_s)
+            stamped = [dataclasses.replace(f, detector=slot.name, exchange_id=exchange.id) for f in found]
         except TimeoutError:
             self._log(slot.name, "timed out after %.1fs on exchange %s", slot.timeout_s, exchange.id)
-            return self._done(slot.name, "timeout", [], self.clock() - start), []
+            outcome = "timeout"
         except Exception:  # noqa: BLE001  # isolation boundary: one broken detector must not stop the others
-            self._log(slot.name, "raised on exchange %s", exchange.id, exc_info=True)
-            return self._done(slot.name, "failed", [], self.clock() - start), []
+            self._log(slot.name, "failed (raised, or returned no findings list) on %s", exchange.id, exc_info=True)
+            outcome = "failed"
         elapsed = self.clock() - start
         if budget is not None:
-            budget.spend(elapsed)
-        stamped = [dataclasses.replace(f, detector=slot.name, exchange_id=exchange.id) for f in found]
-        return self._done(slot.name, "scored", stamped, elapsed), stamped
+            budget.spend(elapsed)  # failures and timeouts cost their time too
+        return self._done(slot.name, outcome, stamped, elapsed), stamped
 
     def _done(
         self, name: str, outcome: DetectorOutcome, found: list[Finding], elapsed: float | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 __all__ = ["CaptureQueue"]
@@ -12,14 +13,17 @@ T = TypeVar("T")
 
 
 class CaptureQueue(Generic[T]):
-    """Single-loop bounded FIFO. `offer()` returns False and counts a drop when full."""
+    """Single-loop FIFO bounded by item count and by bytes. `offer()` returns False and counts a drop when full."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: int | None = None, size: Callable[[T], int] | None = None) -> None:
         if maxsize < 1:
             raise ValueError("queue size must be at least 1")
         self.maxsize = maxsize
-        self._items: deque[T] = deque()
+        self.max_bytes = max_bytes
+        self._size = size or (lambda _: 0)
+        self._items: deque[tuple[T, int]] = deque()
         self._ready = asyncio.Event()
+        self.bytes = 0
         self.offered = 0
         self.dropped = 0
 
@@ -28,10 +32,12 @@ class CaptureQueue(Generic[T]):
 
     def offer(self, item: T) -> bool:
         self.offered += 1
-        if len(self._items) >= self.maxsize:
+        n = self._size(item)
+        if len(self._items) >= self.maxsize or (self.max_bytes is not None and self.bytes + n > self.max_bytes):
             self.dropped += 1
             return False
-        self._items.append(item)
+        self._items.append((item, n))
+        self.bytes += n
         self._ready.set()
         return True
 
@@ -40,10 +46,15 @@ class CaptureQueue(Generic[T]):
         while not self._items:
             self._ready.clear()
             await self._ready.wait()
-        n = min(max_items, len(self._items))
-        return [self._items.popleft() for _ in range(n)]
+        out = []
+        for _ in range(min(max_items, len(self._items))):
+            item, n = self._items.popleft()
+            self.bytes -= n
+            out.append(item)
+        return out
 
     def drain(self) -> list[T]:
-        items = list(self._items)
+        items = [item for item, _ in self._items]
         self._items.clear()
+        self.bytes = 0
         return items

@@ -22,6 +22,8 @@ from genai_sre.telemetry.metrics import Metrics
 
 __all__ = ["EvaluationSink", "Pipeline"]
 
+LARGE_CAPTURE = 256 * 1024  # bytes of request + response above which parsing leaves the event loop
+
 logger = logging.getLogger(__name__)
 
 
@@ -124,7 +126,9 @@ class Pipeline:
     async def _one(self, capture: Capture) -> None:
         start = self.clock()
         try:
-            exchange = self.parse(capture)
+            size = len(capture.request_body) + len(capture.response_body)
+            # A large capture is parsed in a thread: the event loop keeps forwarding meanwhile.
+            exchange = await asyncio.to_thread(self.parse, capture) if size > LARGE_CAPTURE else self.parse(capture)
         except Exception:  # isolation boundary: a malformed capture is dropped and counted
             self.parse_errors += 1
             logger.debug("could not parse capture %s", capture.id, exc_info=True)
@@ -132,7 +136,11 @@ class Pipeline:
                 self.metrics.counter("genai_sre_pipeline_dropped").labels("parse_error").inc()
             return
         await asyncio.sleep(0)
-        evaluation = await self.runner.evaluate(exchange)
+        try:
+            evaluation = await self.runner.evaluate(exchange)
+        except Exception:  # isolation boundary: the worker loop must outlive any exchange
+            logger.exception("scoring failed on exchange %s", exchange.id)
+            return
         await asyncio.sleep(0)
         for sink in self.sinks:
             try:

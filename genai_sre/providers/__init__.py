@@ -8,6 +8,7 @@ and not. The dialect follows the upstream's configured `provider`, or the route.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping
 
 from genai_sre.config import LabelsConfig, UpstreamConfig
@@ -50,7 +51,10 @@ class ExchangeParser:
         stream = req.stream or capture.response_headers.get("content-type", "").startswith("text/event-stream")
         resp = ResponseView()
         if capture.response_body and capture.status:
-            resp = module.parse_response(capture.route, capture.response_body, stream)
+            body = _decoded(capture.response_body, capture.response_headers.get("content-encoding", ""))
+            resp = module.parse_response(capture.route, body, stream)
+            if resp.error == "unparsable_response" and capture.response_truncated:
+                resp.error = None  # cut at the capture limit: the answer is unknown, not broken
         usage = self._usage(req, resp)
         t0 = capture.t_received
         duration = (capture.t_last_byte - t0) if capture.t_last_byte is not None else None
@@ -92,7 +96,7 @@ class ExchangeParser:
             duration_s=duration,
             tpot_s=tpot,
             upstream_duration_s=upstream_duration,
-            labels=self._labels(capture.request_headers, req),
+            labels=self._labels(capture.request_headers, req, capture.response_headers),
             request_params=req.params,
             error=capture.error or resp.error,
             probe=capture.probe,
@@ -110,7 +114,7 @@ class ExchangeParser:
         answer = resp.answer + "".join(tc.arguments for tc in resp.tool_calls)
         return Usage(count_tokens(prompt), count_tokens(answer), estimated=True)
 
-    def _labels(self, headers: Mapping[str, str], req: RequestView) -> dict[str, str]:
+    def _labels(self, headers: Mapping[str, str], req: RequestView, response: Mapping[str, str]) -> dict[str, str]:
         cfg = self.labels
         out: dict[str, str] = {}
         tenant = headers.get(cfg.tenant_header.lower())
@@ -119,7 +123,7 @@ class ExchangeParser:
         app = headers.get(cfg.app_header.lower())
         if app:
             out["app"] = self._app(app)
-        version = headers.get(cfg.model_version_header.lower())
+        version = headers.get(cfg.model_version_header.lower()) or response.get(cfg.model_version_header.lower())
         if version:
             out["model_version"] = version[:64]
         for attr, header in cfg.group_headers.items():
@@ -164,3 +168,20 @@ def _address(up: UpstreamConfig | None) -> tuple[str | None, int | None]:
         host = hostport
     default = 443 if up.url.startswith("https") else 80
     return host, int(port) if port.isdigit() else default
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    """The captured body, decompressed when the upstream compressed it (a cut-off body gives what it can)."""
+    enc = encoding.strip().lower()
+    try:
+        if enc in ("gzip", "x-gzip"):
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body)
+        if enc == "deflate":
+            return zlib.decompressobj().decompress(body)
+        if enc == "br":
+            import brotli  # optional: present when aiohttp's speedups are installed
+
+            return bytes(brotli.decompress(body))
+    except Exception:  # noqa: BLE001  # undecodable: parse what was captured
+        return body
+    return body

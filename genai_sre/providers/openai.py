@@ -105,7 +105,10 @@ def parse_response(route: str, body: bytes, stream: bool) -> ResponseView:
         if isinstance(msg, dict):
             view.answer = text_of(msg.get("content"))
             for tc in msg.get("tool_calls") or []:
-                fn = tc.get("function") or {} if isinstance(tc, dict) else {}
+                if not isinstance(tc, dict):
+                    continue
+                fn = tc.get("function")
+                fn = fn if isinstance(fn, dict) else {}
                 view.tool_calls.append(
                     ToolCall(str(fn.get("name", "")), str(fn.get("arguments", "")), _str(tc.get("id")))
                 )

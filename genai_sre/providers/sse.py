@@ -27,11 +27,16 @@ def iter_events(body: bytes) -> Iterator[SSEEvent]:
     """Yield complete events (a blank line ends one); a trailing partial event is ignored."""
     pos = 0
     n = len(body)
+    # Events end at "\n\n" or "\r\n\r\n". Each separator is searched again only once the
+    # position has passed it, so a stream using one kind is parsed in linear time.
+    next_lf = body.find(b"\n\n")
+    next_crlf = body.find(b"\r\n\r\n")
     while pos < n:
-        # events end at "\n\n" or "\r\n\r\n"
-        end_lf = body.find(b"\n\n", pos)
-        end_crlf = body.find(b"\r\n\r\n", pos)
-        candidates = [e for e in ((end_lf, 2), (end_crlf, 4)) if e[0] >= 0]
+        if 0 <= next_lf < pos:
+            next_lf = body.find(b"\n\n", pos)
+        if 0 <= next_crlf < pos:
+            next_crlf = body.find(b"\r\n\r\n", pos)
+        candidates = [e for e in ((next_lf, 2), (next_crlf, 4)) if e[0] >= 0]
         if not candidates:
             return
         end, sep = min(candidates)

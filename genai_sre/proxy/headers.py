@@ -44,7 +44,7 @@ SECRET_HEADERS = frozenset(
     )
 )
 
-_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length"}
+_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "expect"}  # the sidecar answers 100-continue itself
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
 
 

@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -53,14 +54,15 @@ class _Trip:
     """What one request saw on its way through, filled in as it goes (mutable, one per request)."""
 
     __slots__ = (
-        "t0", "started_at", "rid", "probe", "route", "body", "model", "up", "trace", "status", "resp_headers",
-        "captured", "chunks", "error", "t_sent", "t_headers", "t_first", "t_last", "post_overhead",
+        "t0", "started_at", "rid", "capture_id", "probe", "route", "body", "model", "up", "trace", "status",
+        "resp_headers", "captured", "chunks", "error", "t_sent", "t_headers", "t_first", "t_last", "post_overhead",
     )  # fmt: skip
 
     def __init__(self, t0: float, started_at: float) -> None:
         self.t0 = t0
         self.started_at = started_at
         self.rid = ""
+        self.capture_id = ""
         self.probe = False
         self.route = "other"
         self.body = b""
@@ -115,9 +117,9 @@ class _Upstream:
             total=config.total_timeout_s, sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s
         )
         self.session: aiohttp.ClientSession | None = None
-        host_port = config.url.split("://", 1)[1].split("/", 1)[0]
-        self.address, _, port = host_port.partition(":")
-        self.port = int(port) if port else (443 if config.url.startswith("https") else 80)
+        parts = urlsplit(config.url)
+        self.address = parts.hostname or ""
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.proxy = _env_proxy(config.url, self.address)
 
     async def start(self) -> None:
@@ -193,11 +195,17 @@ class ProxyHandler:
         trip = _Trip(self.clock(), self.wall())
         rid = request.headers.get(self.request_id_header)
         trip.rid = rid if rid and _REQUEST_ID.match(rid) else os.urandom(12).hex()
+        # Stored under an id of our own (the client's id, when it sent one, plus a random suffix), so
+        # a reused client id never overwrites earlier evidence.
+        trip.capture_id = f"{rid}.{os.urandom(4).hex()}" if trip.rid == rid else trip.rid
         trip.probe = request.headers.get(PROBE_HEADER) == "1"
         trip.route = self.table.route(request.path)
 
         # Request body: bounded.
         declared = request.content_length
+        if request.headers.get("Expect", "").lower() == "100-continue" and request.writer is not None:
+            if declared is None or declared <= self.max_body:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client may send the body
         if declared is not None and declared > self.max_body:
             return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", trip.rid)
         try:
@@ -241,7 +249,8 @@ class ProxyHandler:
                 trip.t_headers = self.clock()
                 trip.status = upstream_resp.status
                 out_headers = response_headers_for_client(upstream_resp.headers)
-                out_headers["x-request-id"] = trip.rid
+                out_headers.setdefault("x-request-id", trip.rid)  # the upstream's own id wins
+                out_headers["x-genai-sre-request-id"] = trip.rid
                 trip.resp_headers = capturable(upstream_resp.headers.items())
                 ctype = upstream_resp.headers.get("Content-Type", "")
                 if ctype.startswith("text/event-stream") or upstream_resp.content_length is None:
@@ -364,7 +373,7 @@ class ProxyHandler:
             captured = bytes(trip.captured)
             self.offer(
                 Capture(
-                    id=trip.rid,
+                    id=trip.capture_id,
                     method=request.method,
                     path=request.path,
                     route=trip.route,
@@ -415,7 +424,9 @@ class ProxyHandler:
         return web.Response(
             status=status,
             body=error_body(message, code, type_),
-            headers=CIMultiDict({"Content-Type": "application/json", "x-request-id": rid}),
+            headers=CIMultiDict(
+                {"Content-Type": "application/json", "x-request-id": rid, "x-genai-sre-request-id": rid}
+            ),
         )
 
     @staticmethod

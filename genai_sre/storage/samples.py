@@ -121,13 +121,14 @@ class SampleStore:
                 self._queue.task_done()
                 return
             batch = [row]
+            stop_after = False
             while len(batch) < 200:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._queue.put(None)  # stop after this batch
+                    stop_after = True  # stop after this batch
                     self._queue.task_done()
                     break
                 batch.append(nxt)
@@ -141,16 +142,22 @@ class SampleStore:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+            if stop_after:
+                return
 
     def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         with self._lock:
             self._conn.execute("BEGIN")
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO samples VALUES (:id, :at, :route, :model, :upstream, :status, :error, "
-                ":ttft_s, :duration_s, :bad, :labels, :findings, :question, :answer, :context)",
-                rows,
-            )
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO samples VALUES (:id, :at, :route, :model, :upstream, :status, :error, "
+                    ":ttft_s, :duration_s, :bad, :labels, :findings, :question, :answer, :context)",
+                    rows,
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")  # leave no open transaction behind for the next batch
+                raise
         self.stored += len(rows)
         if self.on_stored is not None:
             for _ in rows:

@@ -137,3 +137,14 @@ def test_broken_detectors_and_full_queue_never_change_responses() -> None:
     assert 'genai_sre_detector_runs_total{detector="bad",outcome="failed"}' in metrics
     assert 'genai_sre_detector_runs_total{detector="stuck",outcome="timeout"}' in metrics
     assert 'genai_sre_detector_scored_ratio{detector="slow"} 1.0' in metrics
+
+
+class NotFindings(BaseDetector):
+    async def detect(self, exchange: Exchange) -> Sequence[Finding]:
+        return ["not a finding"]  # type: ignore[list-item]
+
+
+def test_a_detector_returning_garbage_fails_alone() -> None:
+    runner = DetectorRunner([DetectorSlot("junk", NotFindings()), DetectorSlot("ok", Slow(0.0))])
+    ev = asyncio.run(runner.evaluate(_exchange()))
+    assert ev.outcomes == {"junk": "failed", "ok": "scored"} and len(ev.findings) == 1

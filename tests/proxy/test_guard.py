@@ -64,3 +64,22 @@ def test_builtin_scorer_rates_invented_answers_higher() -> None:
             risks[invent] = float(r.headers["x-genai-sre-hallucination-risk"])
             assert "x-genai-sre-guard" not in r.headers
     assert risks[1.0] > risks[0.0] + 0.2, risks
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [b"[" * 100000 + b"]" * 100000, b'{"messages": 5}', b'{"model": "m", "messages": [{"role": "user"}]}'],
+)
+def test_unreadable_bodies_pass_through(request_body: bytes) -> None:
+    import asyncio
+
+    from genai_sre.proxy.guard import Guard
+
+    guard = Guard(
+        GuardConfig(enabled=True, routes={"/v1/chat/completions": 0.1, "/v1/messages": 0.1}, action="refuse"),
+        scorer=fixed_risk,
+    )
+    odd_answer = b'{"choices": [{"message": {"content": "x", "tool_calls": ["oops"]}}]}'
+    for route, anthropic in (("/v1/chat/completions", False), ("/v1/messages", True)):
+        verdict = asyncio.run(guard.check(route, request_body, odd_answer, anthropic))
+        assert verdict is None or not verdict.refused or verdict.body != odd_answer

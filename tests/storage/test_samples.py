@@ -105,3 +105,31 @@ def test_migrations_apply_once_and_refuse_newer_schemas(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StorageError, match="newer"):
         open_db(db, "t", ["CREATE TABLE a (x INTEGER)"])
+
+
+def test_a_failed_write_does_not_wedge_the_store(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path, StorageConfig(store_samples=True, sample_rate=1.0))
+    good = {
+        "id": "g",
+        "at": 1.0,
+        "route": "r",
+        "model": "m",
+        "upstream": "u",
+        "status": 200,
+        "error": None,
+        "ttft_s": None,
+        "duration_s": None,
+        "bad": 1,
+        "labels": "{}",
+        "findings": "[]",
+        "question": None,
+        "answer": None,
+        "context": None,
+    }
+    with pytest.raises(Exception):  # noqa: B017
+        store._write([{**good, "id": object()}])  # cannot be bound
+    store._write([good])
+    assert [r["id"] for r in store.samples(0, 2)] == ["g"]
+    store._write([{**good, "at": 1.5}])  # a reused id never overwrites stored evidence
+    assert store.samples(0, 2)[0]["at"] == 1.0
+    store.close()
