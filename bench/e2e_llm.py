@@ -73,10 +73,11 @@ def main() -> int:
         gguf = Path(gemma.assemble(gguf))
     work = Path(tempfile.mkdtemp(prefix="genai-sre-e2e-"))
     llm_port, proxy_port, admin_port = free_port(), free_port(), free_port()
+    llm_log = (work / "llama-server.log").open("wb")
     llm = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
          "--port", str(llm_port), "--chat_format", "vicuna", "--n_ctx", "2048"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=llm_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     cfg = work / "sidecar.yaml"
     cfg.write_text(
@@ -114,11 +115,16 @@ logging: {{level: WARNING}}
             )  # fmt: skip
         time.sleep(3)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics").read().decode()
+    except Exception:
+        print("llama-server log (last lines):")
+        print("\n".join((work / "llama-server.log").read_text(errors="replace").splitlines()[-15:]))
+        raise
     finally:
         sidecar.terminate()
         sidecar.wait(30)
         llm.terminate()
         llm.wait(30)
+        llm_log.close()
     import sqlite3
 
     db = sqlite3.connect(work / "data" / "evidence.db")
