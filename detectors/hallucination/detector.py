@@ -176,12 +176,17 @@ class HallucinationDetector(BaseDetector):
 
 
 _REFUSAL = re.compile(
-    r"^\s*(?:i'?m sorry|i am sorry|sorry,|i can(?:'|no)t (?:help|assist|answer|provide|do that)|"
-    r"i cannot (?:help|assist|answer|provide)|i(?:'m| am) (?:not able|unable) to (?:help|assist|answer|provide))",
+    r"^\s*(?:(?:i'?m|i am) sorry|sorry|i apologi[sz]e)?[,.!]?\s*(?:but\s+)?"
+    r"(?:i|we)\s*(?:can(?:'|no)?t|cannot|won'?t be able to|(?:'m|am|are|'re)\s+(?:unable|not able) to)\s+"
+    r"(?:help|assist|answer|provide|do|comply|share|discuss)\b[^.!?]*[.!?]?\s*$",
     re.IGNORECASE,
 )
 
 
 def _is_refusal(answer: str) -> bool:
-    """A short answer that opens by declining (the mock's and most models' refusal phrasing)."""
-    return len(answer) < 300 and _REFUSAL.match(answer.replace("\u2019", "'")) is not None
+    """A one-sentence answer that only declines ("I'm sorry, but I can't help with that.").
+
+    Apologies that go on to assert something ("I'm sorry, but the seat costs $10") are scored.
+    """
+    text = answer.replace("\u2019", "'").strip()
+    return len(text) < 200 and not any(c.isdigit() for c in text) and _REFUSAL.match(text) is not None

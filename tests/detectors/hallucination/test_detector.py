@@ -133,3 +133,13 @@ def test_refusals_are_not_scored_for_hallucination() -> None:
     )
     assert asyncio.run(det.detect(ex)) == []
     asyncio.run(det.aclose())
+
+
+def test_apologies_that_assert_something_are_still_scored() -> None:
+    from detectors.hallucination.detector import _is_refusal
+
+    assert _is_refusal("I'm sorry, but I can't help with that request.")
+    assert _is_refusal("I'm unable to provide that information.")
+    assert not _is_refusal("I'm sorry, but the extra seat is not included. It costs $10 per month.")
+    assert not _is_refusal("I can't help noticing the tower is 330 m tall.")
+    assert not _is_refusal("I don't know.")
