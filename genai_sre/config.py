@@ -235,8 +235,9 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         # beside the package (a source checkout or the container image); without one, they are off.
         bundled = Path(__file__).resolve().parents[1] / "configs"
         base = str(bundled)
+        data = {"storage": {"data_dir": str(Path.cwd() / ".genai-sre")}}  # state goes where the sidecar runs
         if not (bundled / "slos.yaml").is_file():
-            data = {"slo": {"file": None}, "alerting": {"file": None}}
+            data.update({"slo": {"file": None}, "alerting": {"file": None}})
     else:
         doc = read_document(path, "config file", environ)
         data = dict(doc.data)
