@@ -207,13 +207,13 @@ class ProxyHandler:
             if declared is None or declared <= self.max_body:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client may send the body
         if declared is not None and declared > self.max_body:
-            return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", trip.rid)
+            return self._refused(413, "request body exceeds the sidecar's limit", "request_too_large", trip)
         try:
             body = trip.body = await self._read_body(request, declared)
         except _TooLarge:
-            return self._local_error(413, "request body exceeds the sidecar's limit", "request_too_large", trip.rid)
+            return self._refused(413, "request body exceeds the sidecar's limit", "request_too_large", trip)
         except (aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError):
-            return self._local_error(400, "could not read the request body", "bad_request", trip.rid)
+            return self._refused(400, "could not read the request body", "bad_request", trip)
 
         trip.model = extract_model(body) if body[:1] == b"{" else None
         up = trip.up = self.upstreams[self.table.choose(request.path, trip.model if self.table.by_model else None).name]
@@ -418,6 +418,11 @@ class ProxyHandler:
             sampled=sampled,
             tracestate=tracestate if parent else None,
         )
+
+    def _refused(self, status: int, message: str, code: str, trip: _Trip) -> web.Response:
+        """A request the sidecar answers itself before choosing an upstream (counted, never forwarded)."""
+        self._requests.labels("none", trip.route, "none", status_class(status)).inc()
+        return self._local_error(status, message, code, trip.rid)
 
     def _local_error(self, status: int, message: str, code: str, rid: str) -> web.Response:
         type_ = "invalid_request_error" if status < 500 else "upstream_error"

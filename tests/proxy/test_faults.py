@@ -197,6 +197,11 @@ def test_bad_input_is_forwarded_or_refused_clearly() -> None:
         assert r.status_code == 404  # the upstream's answer
         r = httpx.post(s.proxy_url + "/echo/v1/chat/completions", content=b"ok")
         assert r.status_code == 200
+        metrics = httpx.get(s.admin_url + "/metrics").text
+        assert (
+            'genai_sre_requests_total{model="none",route="/v1/chat/completions",status_class="4xx",upstream="none"} 2.0'
+            in metrics
+        )
 
 
 def test_api_keys_never_reach_logs_metrics_or_storage(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
