@@ -41,13 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"genai-sre {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"genai_sre.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"genai_sre.cli.{name}":
-                continue  # command not part of this build
-            raise
-        module.register(sub)
+        importlib.import_module(f"genai_sre.cli.{name}").register(sub)
     return parser
 
 
