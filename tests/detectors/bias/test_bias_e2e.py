@@ -81,6 +81,11 @@ async def _traffic(proxy_url: str, per_group: int) -> None:
 def _fairness_firing(refusal_by_group: dict[str, float], tmp: Path) -> tuple[bool, str]:
     with stack(scenario=_scenario(refusal_by_group), configure=_configure(tmp)) as s:  # type: ignore[arg-type]
         s.lt.call(_traffic(s.proxy_url, 80), timeout=120)
+        # Keep a trickle going, as real traffic does: the detector re-evaluates its windows as
+        # exchanges arrive (every `evaluate_every_s`), not after the last one.
+        for _ in range(6):
+            time.sleep(0.5)
+            s.lt.call(_traffic(s.proxy_url, 1), timeout=30)
         s.idle()
         deadline = time.monotonic() + 6
         firing = False
