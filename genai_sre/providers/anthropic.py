@@ -7,14 +7,14 @@ from typing import Any
 
 from genai_sre.events import ContextPart, Message, ToolCall
 from genai_sre.providers.sse import iter_events
-from genai_sre.providers.views import RequestView, ResponseView, request_params, text_of
+from genai_sre.providers.views import RequestView, ResponseView, nonempty, request_params, text_of
 
 __all__ = ["parse_request", "parse_response"]
 
 
 def parse_request(route: str, obj: dict[str, Any]) -> RequestView:
     view = RequestView(
-        operation="chat", model=_str(obj.get("model")), stream=bool(obj.get("stream")), params=request_params(obj)
+        operation="chat", model=nonempty(obj.get("model")), stream=bool(obj.get("stream")), params=request_params(obj)
     )
     meta = obj.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
@@ -60,7 +60,7 @@ def parse_response(route: str, body: bytes, stream: bool) -> ResponseView:
         return ResponseView(error="unparsable_response")
     if not isinstance(obj, dict):
         return ResponseView(error="unparsable_response")
-    view = ResponseView(response_model=_str(obj.get("model")), response_id=_str(obj.get("id")))
+    view = ResponseView(response_model=nonempty(obj.get("model")), response_id=nonempty(obj.get("id")))
     texts: list[str] = []
     for block in obj.get("content") or []:
         if not isinstance(block, dict):
@@ -69,10 +69,10 @@ def parse_response(route: str, body: bytes, stream: bool) -> ResponseView:
             texts.append(str(block.get("text", "")))
         elif block.get("type") == "tool_use":
             view.tool_calls.append(
-                ToolCall(str(block.get("name", "")), json.dumps(block.get("input", {})), _str(block.get("id")))
+                ToolCall(str(block.get("name", "")), json.dumps(block.get("input", {})), nonempty(block.get("id")))
             )
     view.answer = "".join(texts)
-    view.finish_reason = _str(obj.get("stop_reason"))
+    view.finish_reason = nonempty(obj.get("stop_reason"))
     _usage(view, obj.get("usage"))
     if obj.get("type") == "error":
         view.error = "upstream_error_body"
@@ -90,8 +90,8 @@ def _stream(body: bytes) -> ResponseView:
         kind = obj.get("type") or ev.event
         if kind == "message_start":
             msg = obj.get("message") or {}
-            view.response_model = _str(msg.get("model"))
-            view.response_id = _str(msg.get("id"))
+            view.response_model = nonempty(msg.get("model"))
+            view.response_id = nonempty(msg.get("id"))
             _usage(view, msg.get("usage"))
         elif kind == "content_block_start":
             block = obj.get("content_block") or {}
@@ -114,7 +114,7 @@ def _stream(body: bytes) -> ResponseView:
                 slot["args"] += str(delta.get("partial_json", ""))
         elif kind == "message_delta":
             delta = obj.get("delta") or {}
-            view.finish_reason = _str(delta.get("stop_reason")) or view.finish_reason
+            view.finish_reason = nonempty(delta.get("stop_reason")) or view.finish_reason
             _usage(view, obj.get("usage"))
         elif kind == "error":
             view.error = "upstream_error_event"
@@ -130,7 +130,3 @@ def _usage(view: ResponseView, usage: Any) -> None:
         view.input_tokens = usage["input_tokens"]
     if isinstance(usage.get("output_tokens"), int):
         view.output_tokens = usage["output_tokens"]
-
-
-def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None

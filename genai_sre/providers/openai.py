@@ -7,7 +7,7 @@ from typing import Any
 
 from genai_sre.events import ContextPart, Message, ToolCall
 from genai_sre.providers.sse import iter_events
-from genai_sre.providers.views import RequestView, ResponseView, request_params, text_of
+from genai_sre.providers.views import RequestView, ResponseView, nonempty, request_params, text_of
 
 __all__ = ["parse_request", "parse_response"]
 
@@ -15,11 +15,11 @@ _ROLE_KIND = {"system": "system", "developer": "system", "user": "user", "tool":
 
 
 def parse_request(route: str, obj: dict[str, Any]) -> RequestView:
-    view = RequestView(model=_str(obj.get("model")), stream=bool(obj.get("stream")), params=request_params(obj))
+    view = RequestView(model=nonempty(obj.get("model")), stream=bool(obj.get("stream")), params=request_params(obj))
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         view.metadata = {str(k): str(v) for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
-    view.user = _str(obj.get("user")) or _str(obj.get("safety_identifier"))
+    view.user = nonempty(obj.get("user")) or nonempty(obj.get("safety_identifier"))
     if route.endswith("/chat/completions"):
         view.operation = "chat"
         _messages(view, obj.get("messages"))
@@ -55,7 +55,7 @@ def _messages(view: RequestView, messages: Any) -> None:
             continue
         role = str(m.get("role", "user"))
         text = text_of(m.get("content"))
-        view.messages.append(Message(role, text, _str(m.get("name"))))
+        view.messages.append(Message(role, text, nonempty(m.get("name"))))
         kind = _ROLE_KIND.get(role, "assistant")
         if text:
             view.context.append(ContextPart(kind, text))  # type: ignore[arg-type]
@@ -95,12 +95,12 @@ def parse_response(route: str, body: bytes, stream: bool) -> ResponseView:
         return ResponseView(error="unparsable_response")
     if route.endswith("/responses"):
         return _responses_object(obj)
-    view = ResponseView(response_model=_str(obj.get("model")), response_id=_str(obj.get("id")))
+    view = ResponseView(response_model=nonempty(obj.get("model")), response_id=nonempty(obj.get("id")))
     _usage(view, obj.get("usage"))
     choices = obj.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         choice = choices[0]
-        view.finish_reason = _str(choice.get("finish_reason"))
+        view.finish_reason = nonempty(choice.get("finish_reason"))
         msg = choice.get("message")
         if isinstance(msg, dict):
             view.answer = text_of(msg.get("content"))
@@ -110,7 +110,7 @@ def parse_response(route: str, body: bytes, stream: bool) -> ResponseView:
                 fn = tc.get("function")
                 fn = fn if isinstance(fn, dict) else {}
                 view.tool_calls.append(
-                    ToolCall(str(fn.get("name", "")), str(fn.get("arguments", "")), _str(tc.get("id")))
+                    ToolCall(str(fn.get("name", "")), str(fn.get("arguments", "")), nonempty(tc.get("id")))
                 )
         elif isinstance(choice.get("text"), str):
             view.answer = choice["text"]
@@ -133,8 +133,8 @@ def _chat_stream(body: bytes) -> ResponseView:
         obj = ev.json()
         if not isinstance(obj, dict):
             continue
-        view.response_model = view.response_model or _str(obj.get("model"))
-        view.response_id = view.response_id or _str(obj.get("id"))
+        view.response_model = view.response_model or nonempty(obj.get("model"))
+        view.response_id = view.response_id or nonempty(obj.get("id"))
         _usage(view, obj.get("usage"))
         for choice in obj.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
@@ -165,7 +165,7 @@ def _chat_stream(body: bytes) -> ResponseView:
 
 
 def _responses_object(obj: dict[str, Any]) -> ResponseView:
-    view = ResponseView(response_model=_str(obj.get("model")), response_id=_str(obj.get("id")))
+    view = ResponseView(response_model=nonempty(obj.get("model")), response_id=nonempty(obj.get("id")))
     _usage(view, obj.get("usage"))
     texts: list[str] = []
     for item in obj.get("output") or []:
@@ -177,11 +177,11 @@ def _responses_object(obj: dict[str, Any]) -> ResponseView:
                     texts.append(str(part.get("text", "")))
         elif item.get("type") == "function_call":
             view.tool_calls.append(
-                ToolCall(str(item.get("name", "")), str(item.get("arguments", "")), _str(item.get("call_id")))
+                ToolCall(str(item.get("name", "")), str(item.get("arguments", "")), nonempty(item.get("call_id")))
             )
     view.answer = "".join(texts)
     status = obj.get("status")
-    view.finish_reason = "stop" if status == "completed" else _str(status)
+    view.finish_reason = "stop" if status == "completed" else nonempty(status)
     return view
 
 
@@ -231,7 +231,3 @@ def _logprobs(obj: Any) -> list[float] | None:
     if isinstance(tokens, list):
         return [float(v) for v in tokens if isinstance(v, (int, float))] or None
     return None
-
-
-def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None

@@ -7,7 +7,7 @@ from typing import Any
 
 from genai_sre.events import ContextPart, Message, ToolCall
 
-__all__ = ["RequestView", "ResponseView", "text_of"]
+__all__ = ["RequestView", "ResponseView", "nonempty", "text_of"]
 
 
 @dataclass
@@ -86,3 +86,8 @@ def request_params(obj: dict[str, Any]) -> dict[str, float | int | str | bool]:
         if isinstance(value, (int, float, str, bool)):
             out[key] = value
     return out
+
+
+def nonempty(value: Any) -> str | None:
+    """The value when it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None

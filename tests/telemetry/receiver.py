@@ -57,21 +57,18 @@ class Receiver:
         return app
 
     async def _traces(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        with self.lock:
-            self.raw.append(body)
-            self.headers.append(dict(request.headers))
-            if self.status == 200:
-                self.traces.append(ExportTraceServiceRequest.FromString(body))
-        return web.Response(
-            status=self.status,
-            body=ExportTraceServiceResponse().SerializeToString(),
-            content_type="application/x-protobuf",
+        return await self._receive(
+            request, lambda b: self.traces.append(ExportTraceServiceRequest.FromString(b)), ExportTraceServiceResponse()
         )
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        return await self._receive(
+            request,
+            lambda b: self.metric_requests.append(ExportMetricsServiceRequest.FromString(b)),
+            ExportMetricsServiceResponse(),
+        )
+
+    async def _receive(self, request: web.Request, keep: Callable[[bytes], None], reply: Any) -> web.Response:
         body = await request.read()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -79,12 +76,8 @@ class Receiver:
             self.raw.append(body)
             self.headers.append(dict(request.headers))
             if self.status == 200:
-                self.metric_requests.append(ExportMetricsServiceRequest.FromString(body))
-        return web.Response(
-            status=self.status,
-            body=ExportMetricsServiceResponse().SerializeToString(),
-            content_type="application/x-protobuf",
-        )
+                keep(body)
+        return web.Response(status=self.status, body=reply.SerializeToString(), content_type="application/x-protobuf")
 
     def spans(self) -> list[tuple[dict[str, Any], Span]]:
         """(resource attributes, span) for every span received."""
