@@ -41,8 +41,8 @@ __all__ = [
     "infer_task",
 ]
 
-Task = Literal["qa", "summary", "brief", "data2text"]
-TASKS: tuple[Task, ...] = ("qa", "summary", "brief", "data2text")
+Task = Literal["qa", "short", "summary", "brief", "data2text"]
+TASKS: tuple[Task, ...] = ("qa", "short", "summary", "brief", "data2text")
 
 FEATURE_NAMES: tuple[str, ...] = (
     "unsupported_share",
@@ -64,6 +64,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "length_ratio",
     "question_coverage",
     "task_qa",
+    "task_short",
     "task_summary",
     "task_brief",
     "task_data2text",
@@ -72,7 +73,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 _SUMMARY_CUE = re.compile(r"\b(summar|tl;?dr|recap|brief overview|key points|in \d+ words)", re.IGNORECASE)
 _CLAIM_THRESHOLD = 0.34
 _BRIEF_WORDS = 80
+_SHORT_ANSWER_WORDS = 40
 _CACHE_SIZE = 256
+_MIN_CLAIM_WORDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +122,15 @@ def infer_task(context: str, question: str, answer: str | None = None) -> Task:
 
     A summary of at most `_BRIEF_WORDS` words is a `brief` (a one-paragraph
     gist), scored by its own weights: short gists and long summaries fail in
-    different ways.
+    different ways. Likewise an answer to a question in at most
+    `_SHORT_ANSWER_WORDS` words is `short`: one invented figure or name is most
+    of what such an answer asserts.
     """
     if context.lstrip()[:1] in ("{", "[") or question.lstrip()[:1] in ("{", "["):
         return "data2text"
     if not question.strip() or _SUMMARY_CUE.search(question[:300]):
         return "brief" if answer is not None and len(answer.split()) <= _BRIEF_WORDS else "summary"
-    return "qa"
+    return "short" if answer is not None and len(answer.split()) <= _SHORT_ANSWER_WORDS else "qa"
 
 
 def index_context(text: str) -> ContextIndex:
@@ -222,7 +227,7 @@ def extract(context: str, question: str, answer: str) -> FeatureRow:
             if w.text[:1].isupper() and (k > 0 or toks[0] is not w):
                 unsupported_names += 1
         stems = {s for _, s in pairs}
-        if len(pairs) >= 3:
+        if len(pairs) >= _MIN_CLAIM_WORDS:
             share = len(missing) / len(pairs)
             sentence_shares.append(share)
             best, overlap, outside = _best_sentence(index, stems)
@@ -261,6 +266,7 @@ def extract(context: str, question: str, answer: str) -> FeatureRow:
         min(n_answer / max(index.n_words, 1), 2.0),
         coverage,
         1.0 if task == "qa" else 0.0,
+        1.0 if task == "short" else 0.0,
         1.0 if task == "summary" else 0.0,
         1.0 if task == "brief" else 0.0,
         1.0 if task == "data2text" else 0.0,

@@ -41,7 +41,8 @@ STOPWORDS = frozenset(
     overall however therefore thus additionally furthermore moreover also including include includes included
     based provide provides provided information mentioned mention mentions according passage passages text
     document documents article summary summarizes summarize described describes describe states stated state
-    well many much several various like within without""".split()
+    well many much several various like within without
+    given unable answer answers clear seem seems seemingly possible question questions context provided""".split()
 )
 
 NEGATIONS = frozenset(

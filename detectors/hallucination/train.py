@@ -4,10 +4,14 @@ Registered as the `hallucination` trainer (`genai-sre train hallucination
 --dataset F [--dataset F ...] [--out model.json]`). Deterministic: the same
 files give the same artefact, byte for byte.
 
-Choices made on dev: the L2 strength C (mean of the per-dataset dev AUROCs),
-the evaluation threshold per inferred task (best balanced accuracy; `*` over
-all of dev), and the SLO threshold (at most 1% of faithful dev answers at or
-above it).
+Synthetic short answers (`augment.py`) are added to both splits: to train,
+made from train contexts; to the choice of C, made from dev contexts.
+
+Choices made on dev: the L2 strength C (mean of the per-dataset dev AUROCs,
+the synthetic short answers counting as one dataset), the evaluation threshold
+per inferred task (best balanced accuracy; `*` over all of dev), and the SLO
+threshold (at most 1% of faithful dev answers at or above it); both thresholds
+on real dev answers only.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from detectors.hallucination import augment
 from detectors.hallucination.features import FEATURE_NAMES, TASKS, extract
 from detectors.hallucination.model import DEFAULT_MODEL_PATH, Matrix, RiskModel, design_columns, expand
 from genai_sre.errors import DatasetError
@@ -50,7 +55,9 @@ MONOTONE = {
     "best_match_min": -1,
 }
 SLO_FALSE_ALARM_RATE = 0.01
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
+# Synthetic short answers: (train rows, dev rows, seed).
+SYNTHETIC_SHORT = (600, 300, 20261127)
 
 
 def _features(rows: Sequence[DatasetRow]) -> tuple[Matrix, list[str]]:
@@ -119,11 +126,18 @@ def train_model(
     *,
     meta: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    synthetic: tuple[int, int, int] = SYNTHETIC_SHORT,
 ) -> RiskModel:
-    """Fit and choose; returns the model (not saved)."""
+    """Fit and choose; returns the model (not saved). `synthetic=(0, 0, 0)` trains on the rows alone."""
     if not train_rows or not dev_rows:
         raise DatasetError("Training needs rows in both the 'train' and the 'dev' split.")
     say = progress or (lambda msg: logger.info("%s", msg))
+    n_train_synthetic, n_dev_synthetic, seed = synthetic
+    real_dev = list(dev_rows)
+    extra_train = augment.short_answers(train_rows, n_train_synthetic, seed, "train")
+    extra_dev = augment.short_answers(real_dev, n_dev_synthetic, seed + 1, "dev")
+    train_rows = [*train_rows, *extra_train]
+    dev_rows = [*real_dev, *extra_dev]
     say(f"features: {len(train_rows)} train, {len(dev_rows)} dev answers")
     X_train, _ = _features(train_rows)
     X_dev, dev_tasks = _features(dev_rows)
@@ -154,12 +168,16 @@ def train_model(
             best = (score, C, (coef, intercept))
     assert best is not None
     _, C, (coef, intercept) = best
-    risks = [float(v) for v in 1.0 / (1.0 + np.exp(-(Z_dev @ coef + intercept)))]
-    eval_thresholds = {"*": _best_balanced_threshold(y_dev, risks)}
+    n_real = len(real_dev)
+    all_risks = [float(v) for v in 1.0 / (1.0 + np.exp(-(Z_dev @ coef + intercept)))]
+    # Per task shape: every dev answer of that shape, synthetic short answers included (real dev
+    # holds only a handful of short answers). Overall and SLO thresholds: real dev answers only.
+    eval_thresholds = {"*": _best_balanced_threshold(y_dev[:n_real], all_risks[:n_real])}
     for task in TASKS:
         idx = [i for i, t in enumerate(dev_tasks) if t == task]
         if sum(y_dev[i] for i in idx) and len(idx) - sum(y_dev[i] for i in idx):
-            eval_thresholds[task] = _best_balanced_threshold([y_dev[i] for i in idx], [risks[i] for i in idx])
+            eval_thresholds[task] = _best_balanced_threshold([y_dev[i] for i in idx], [all_risks[i] for i in idx])
+    risks, y_dev = all_risks[:n_real], y_dev[:n_real]
     info = dict(meta or {})
     info.update(
         {
@@ -167,8 +185,9 @@ def train_model(
             "chosen_on": "dev split",
             "C": C,
             "dev_auroc_by_C": dev_auroc,
-            "n_train": len(train_rows),
-            "n_dev": len(dev_rows),
+            "n_train": len(train_rows) - len(extra_train),
+            "n_dev": n_real,
+            "synthetic_short_answers": {"train": len(extra_train), "dev": len(extra_dev), "seed": seed},
             "slo_false_alarm_rate": SLO_FALSE_ALARM_RATE,
         }
     )

@@ -39,7 +39,7 @@ def test_detect_returns_one_explained_finding() -> None:
         assert ok.name == bad.name == "hallucination_risk"
         assert ok.label == "pass" and bad.label == "flagged"
         assert ok.score is not None and bad.score is not None and ok.score < bad.score
-        assert bad.attributes["path"] == "grounded" and bad.attributes["task"] == "qa"
+        assert bad.attributes["path"] == "grounded" and bad.attributes["task"] == "short"
         assert {"slo_threshold", "eval_threshold"} <= set(bad.attributes)
         assert bad.features and bad.evidence and "Koechlin" in bad.evidence[0].text
         assert bad.explanation.startswith("risk ")

@@ -27,7 +27,7 @@ def test_risk_orders_faithful_below_invented() -> None:
 def test_result_carries_thresholds_shap_and_spans() -> None:
     answer = "It was completed in 1889. Its architect Maurice Koechlin later moved to Geneva in 1932."
     r = score_result(CONTEXT, QUESTION, answer)
-    assert r.path == "grounded" and r.task == "qa"
+    assert r.path == "grounded" and r.task == "short"
     assert 0 < r.slo_threshold <= 1 and 0 < r.eval_threshold <= 1
     assert r.features and all(isinstance(v, float) for _, v in r.features)
     assert r.claims and answer[r.claims[0].start : r.claims[0].end].startswith("Its architect")
