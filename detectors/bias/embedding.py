@@ -27,7 +27,9 @@ class MiniLMEmbedder:
         self._model = model
 
     def encode(self, texts: Sequence[str]) -> Matrix:
-        vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
+        vectors = self._model.encode(
+            list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float64)
 
 
