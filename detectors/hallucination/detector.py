@@ -10,6 +10,15 @@ feature code is pure Python and holds the GIL, so the loop waits up to one
 switch interval (5 ms) at a time while a batch runs. `executor="process"` runs
 it in a spawned worker process: the loop stays free at the price of pickling
 the texts and a second interpreter (bench/hallucination_speed.py measures both).
+
+With `self_consistency` enabled, a sampled answer without grounding context
+also gets a `hallucination_self_consistency` finding (see `consistency.py`).
+Detectors can only return findings from `detect()`, so `detect()` waits for
+that check, which runs concurrently with the scoring and is abandoned after its
+own `timeout_s`: keep that below the detector's runner timeout, or the runner
+drops the main finding with it. The wait happens in the pipeline worker, never
+on the request path, but the worker's batch waits with it and the pipeline
+charges that wall time to its CPU budget.
 """
 
 from __future__ import annotations
@@ -17,18 +26,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from detectors.hallucination.scorer import HallucinationScorer, RiskResult, ScoreInput
 from genai_sre.detection.base import BaseDetector
 from genai_sre.errors import ConfigError
 from genai_sre.events import Finding, Span
+from genai_sre.schema import Document, build
 
 if TYPE_CHECKING:
+    from detectors.bias.embedding import Embedder
+    from detectors.hallucination.consistency import SelfConsistency
     from genai_sre.detection.base import DetectorContext
     from genai_sre.events import Exchange
 
@@ -81,7 +95,9 @@ class HallucinationDetector(BaseDetector):
     model), `embeddings` (`off`; `cascade` is not shipped, see the docs for the
     measurement), `embedding_model_path`, `batch_size`, `executor`
     (`thread` | `process`), `explainer` (`closed_form`: SHAP values computed
-    as coef * z, equal to `shap.LinearExplainer`'s; `shap`: the library itself).
+    as coef * z, equal to `shap.LinearExplainer`'s; `shap`: the library itself),
+    `self_consistency` (a mapping of `SelfConsistencyConfig` keys; off by
+    default). `embedder` replaces the MiniLM model self-consistency loads.
     """
 
     def __init__(
@@ -93,6 +109,8 @@ class HallucinationDetector(BaseDetector):
         batch_size: int = 32,
         executor: Literal["thread", "process"] = "thread",
         explainer: Literal["closed_form", "shap"] = "closed_form",
+        self_consistency: Mapping[str, Any] | None = None,
+        embedder: Embedder | None = None,
         context: DetectorContext | None = None,
     ) -> None:
         if embeddings != "off":
@@ -107,6 +125,7 @@ class HallucinationDetector(BaseDetector):
         if explainer not in ("closed_form", "shap"):
             raise ConfigError(f"explainer must be 'closed_form' or 'shap', got {explainer!r}")
         self.name = context.name if context is not None else "hallucination"
+        self.consistency = _self_consistency(self.name, self_consistency, embedder, context)
         self.batch_size = batch_size
         self.embedding_model_path = embedding_model_path
         path = str(Path(model_path)) if model_path is not None else None
@@ -138,7 +157,17 @@ class HallucinationDetector(BaseDetector):
         fut: asyncio.Future[RiskResult] = asyncio.get_running_loop().create_future()
         self._pending.append((item, fut))
         self._maybe_dispatch()
-        return [to_finding(await fut)]
+        check = self.consistency.start(exchange) if self.consistency is not None else None
+        try:
+            findings = [to_finding(await fut)]
+            if check is not None:
+                extra = await check  # bounded by self_consistency.timeout_s; never raises
+                if extra is not None:
+                    findings.append(extra)
+        finally:
+            if check is not None and not check.done():
+                check.cancel()
+        return findings
 
     def _maybe_dispatch(self) -> None:
         if self._busy or not self._pending:
@@ -173,6 +202,38 @@ class HallucinationDetector(BaseDetector):
             fut.cancel()
         self._pending.clear()
         await asyncio.to_thread(self._executor.shutdown, True)
+
+
+def _self_consistency(
+    name: str, options: Mapping[str, Any] | None, embedder: Embedder | None, context: DetectorContext | None
+) -> SelfConsistency | None:
+    """The checker the options ask for (None when disabled); bad options fail here, at startup.
+
+    Imported here, not at the top: the bias package (MiniLM, metrics helpers) pulls in sklearn and pandas,
+    which a sidecar without self-consistency (and the scoring worker process) should not carry.
+    """
+    from detectors.hallucination.consistency import CONSISTENCY_METRICS, SelfConsistency, SelfConsistencyConfig
+
+    data = dict(options or {})
+    where = Document(data=data, source=f"detector {name!r}", lines={})  # errors: "detector 'x': options.self_..."
+    config = build(SelfConsistencyConfig, data, where, path=("options", "self_consistency"))
+    if not config.enabled:
+        return None
+    from detectors.bias.embedding import load_embedder
+    from detectors.bias.gauges import metrics_for
+
+    if config.api_key_env and not os.environ.get(config.api_key_env):
+        logger.warning(
+            "detector %s: self_consistency.api_key_env %s is not set; requests go without a key",
+            name,
+            config.api_key_env,
+        )
+    return SelfConsistency(
+        config,
+        embedder if embedder is not None else load_embedder(),
+        clock=context.clock if context is not None else time.time,
+        metrics=metrics_for(context, CONSISTENCY_METRICS),
+    )
 
 
 _REFUSAL = re.compile(

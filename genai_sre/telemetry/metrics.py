@@ -243,6 +243,17 @@ METRICS: tuple[MetricSpec, ...] = (
         "genai_sre_probe_requests", "counter", "Counterfactual probe requests sent, by outcome (ok, error, budget).",
         ("outcome",),
     ),
+    # --- self-consistency of answers without context (detectors.hallucination.consistency) -------
+    MetricSpec(
+        "genai_sre_self_consistency_checks", "counter",
+        "Self-consistency checks of no-context answers, by outcome (checked, failed, skipped_budget, skipped_busy).",
+        ("outcome",),
+    ),
+    MetricSpec(
+        "genai_sre_self_consistency_requests", "counter",
+        "Extra upstream requests sent by self-consistency checks, by outcome (ok, error).",
+        ("outcome",),
+    ),
     # --- alert routing and delivery (genai_sre.alerting) ---------------------------------------
     MetricSpec("genai_sre_alerts_received", "counter", "Alerts submitted to the router, by status.", ("status",)),
     MetricSpec(
