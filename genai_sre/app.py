@@ -26,7 +26,7 @@ from genai_sre.admin import build_admin_app
 from genai_sre.config import Config
 from genai_sre.detection.base import DetectorContext
 from genai_sre.detection.runner import DetectorRunner, DetectorSlot
-from genai_sre.events import Alert, Capture
+from genai_sre.events import Alert, Capture, Evaluation
 from genai_sre.pipeline.queue import CaptureQueue
 from genai_sre.pipeline.worker import EvaluationSink, Pipeline
 from genai_sre.plugins import build
@@ -47,14 +47,24 @@ logger = logging.getLogger(__name__)
 DETECTOR_GROUP = "genai_sre.detectors"
 
 
-def build_detector_slots(config: Config, metrics: Metrics, wall: Callable[[], float]) -> list[DetectorSlot]:
+def build_detector_slots(
+    config: Config,
+    metrics: Metrics,
+    wall: Callable[[], float],
+    emit: Callable[[Evaluation], None] | None = None,
+) -> list[DetectorSlot]:
     slots = []
     data_dir = config.resolve(config.storage.data_dir)
     for d in config.detectors:
         if not d.enabled:
             continue
         ctx = DetectorContext(
-            name=d.name, clock=wall, registry=metrics.registry, data_dir=data_dir, extra={"metrics": metrics}
+            name=d.name,
+            clock=wall,
+            registry=metrics.registry,
+            data_dir=data_dir,
+            extra={"metrics": metrics},
+            emit=emit,
         )
         detector = build(DETECTOR_GROUP, d.name, d.type, d.options, context=ctx)
         slots.append(
@@ -87,7 +97,7 @@ class Sidecar:
         )
         self.parser = ExchangeParser(config.upstreams, config.labels)
         self.runner = DetectorRunner(
-            build_detector_slots(config, self.metrics, wall),
+            build_detector_slots(config, self.metrics, wall, emit=lambda ev: self.pipeline.supplement(ev)),
             self.metrics,
             log_interval_s=config.pipeline.failure_log_interval_s,
         )

@@ -215,11 +215,17 @@ class Evaluation:
 
     A detector whose outcome is not `scored` produced no findings; quality SLIs
     leave such exchanges out rather than count them as good.
+
+    A `supplement` carries findings about an exchange that was already
+    evaluated, produced later by a background check (the hallucination
+    detector's self-consistency re-asks): sinks count its findings but not the
+    exchange again (no second latency observation, request count or span).
     """
 
     exchange: Exchange
     findings: tuple[Finding, ...] = ()
     outcomes: Mapping[str, DetectorOutcome] = field(default_factory=dict)
+    supplement: bool = False
 
     def scored_by(self, detector: str) -> bool:
         return self.outcomes.get(detector) == "scored"

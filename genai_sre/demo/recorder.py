@@ -53,6 +53,10 @@ class DemoRecorder:
         if ex.probe:
             self.totals["probe"] += 1
             return
+        if evaluation.supplement:  # later findings about an exchange counted already
+            for f in evaluation.findings:
+                self.findings[(f.detector, f.name, f.label or "none")] += 1
+            return
         risk = None
         refusal = False
         for f in evaluation.findings:

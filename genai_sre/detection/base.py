@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from genai_sre.events import Exchange, Finding
+    from genai_sre.events import Evaluation, Exchange, Finding
 
 __all__ = ["BaseDetector", "Detector", "DetectorContext"]
 
@@ -59,7 +59,10 @@ class DetectorContext:
 
     `clock` is wall-clock seconds (injectable for tests and replays);
     `registry` the Prometheus registry a detector may add its own metrics to;
-    `data_dir` where it may keep state.
+    `data_dir` where it may keep state; `emit` hands the sinks findings that
+    arrive after `detect()` returned, as a supplement `Evaluation` of the same
+    exchange (None outside a sidecar: the detector then has nowhere to send
+    them later).
     """
 
     name: str
@@ -67,3 +70,4 @@ class DetectorContext:
     registry: CollectorRegistry | None = None
     data_dir: Path | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    emit: Callable[[Evaluation], None] | None = None

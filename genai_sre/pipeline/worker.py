@@ -85,6 +85,14 @@ class Pipeline:
         for _ in range(max(1, workers)):
             self._tasks.append(asyncio.create_task(self._loop(), name="genai-sre-pipeline"))
 
+    def supplement(self, evaluation: Evaluation) -> None:
+        """Hand later findings about an already evaluated exchange to every sink (see `Evaluation.supplement`)."""
+        for sink in self.sinks:
+            try:
+                sink.consume(evaluation)
+            except Exception:  # isolation boundary: one sink must not stop the others
+                logger.exception("sink %s failed on a supplement for %s", type(sink).__name__, evaluation.exchange.id)
+
     async def stop(self, drain_timeout_s: float = 5.0) -> None:
         """Finish what is queued (bounded by a timeout), then stop the workers."""
         try:

@@ -109,6 +109,8 @@ class SLIRecorder:
 
     def on_evaluation(self, evaluation: Evaluation) -> None:
         ex = evaluation.exchange
+        if evaluation.supplement:
+            return  # SLIs count each exchange once, from its own evaluation
         for spec, match in self._evaluated:
             if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
                 continue

@@ -85,12 +85,14 @@ class SampleStore:
         ex = evaluation.exchange
         if ex.probe:
             return
-        bad = any(is_bad(f) for f in evaluation.findings) or not ex.ok
+        bad = any(is_bad(f) for f in evaluation.findings) or (not ex.ok and not evaluation.supplement)
         content = self.config.store_samples and (bad or self.rng.random() < self.config.sample_rate)
         if not bad and not content:
             return
+        # A supplement (findings that came later) is its own row, next to the exchange's.
+        key = f"{ex.id}+{'+'.join(f.name for f in evaluation.findings)}" if evaluation.supplement else ex.id
         row = {
-            "id": ex.id,
+            "id": key,
             "at": ex.started_at,
             "route": ex.route,
             "model": ex.model,

@@ -91,8 +91,8 @@ class OTLPExporter:
         if self._closed:
             self._dropped.labels("traces", "shutdown").inc()
             return
-        if not self._builder.sampled(evaluation.exchange):
-            return
+        if evaluation.supplement or not self._builder.sampled(evaluation.exchange):
+            return  # a supplement's exchange has its span already; its findings reach OTLP as metrics
         if len(self._queue) >= self.settings.max_queue_size:
             self._dropped.labels("traces", "queue_full").inc()
             return

@@ -30,7 +30,7 @@ class EvaluationMetrics:
         ex = evaluation.exchange
         model = self.model_label(ex.model)
         op = (ex.operation, ex.provider, model)
-        if ex.ok:
+        if ex.ok and not evaluation.supplement:  # a supplement's exchange was observed already
             if ex.ttft_s is not None:
                 self._ttft.labels(*op).observe(ex.ttft_s)
             if ex.tpot_s is not None:
