@@ -17,6 +17,12 @@ the deadline) are counted and logged once per interval, never raised.
 
 The budget counts upstream calls per UTC day of the injected clock, in memory:
 a restart starts the day's count again.
+
+In a sidecar the detector does not wait for the check: `detect()` returns the
+risk finding at once, and the check's finding reaches the sinks later as a
+supplement `Evaluation` of the same exchange (`DetectorContext.emit`), so the
+pipeline never stalls on an upstream. Without `emit` (the detector used on its
+own) `detect()` awaits the check and returns both findings.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import numpy as np
 
+from detectors.hallucination.grounding import grounding
 from genai_sre.events import Exchange, Finding
 from genai_sre.telemetry.metrics import Metrics
 
@@ -49,7 +56,6 @@ FINDING_NAME = "hallucination_self_consistency"
 CONSISTENCY_METRICS = ("genai_sre_self_consistency_checks", "genai_sre_self_consistency_requests")
 PROBE_HEADER = "x-genai-sre-probe"  # the proxy marks requests with value "1" as probes (as detectors.bias.probes does)
 _DAY_S = 86400
-_MAX_QUESTION_WORDS = 60  # longer questions carry their own grounding (the scorer's rule)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -107,11 +113,8 @@ class ConsistencyResult:
 
 
 def ungrounded(exchange: Exchange) -> bool:
-    """No system prompt, documents, tool results or earlier turns: the only context is a short question."""
-    question = exchange.question.strip()
-    if not question or len(question.split()) >= _MAX_QUESTION_WORDS:
-        return False
-    return all(p.kind == "user" and p.text.strip() == question for p in exchange.context if p.text.strip())
+    """True when the exchange takes the no-context path (`grounding.py`): a question, nothing to check it against."""
+    return bool(exchange.question.strip()) and not grounding(exchange).grounded
 
 
 class SelfConsistency:
@@ -150,9 +153,12 @@ class SelfConsistency:
             self._day, self._used = day, 0
         return max(0, self.config.daily_budget - self._used)
 
-    def start(self, exchange: Exchange) -> asyncio.Task[Finding | None] | None:
-        """The running check of this exchange, or None when it gets none (not eligible, sampled out, skipped)."""
-        if not self._admit(exchange):
+    def start(self, exchange: Exchange, grounded: bool | None = None) -> asyncio.Task[Finding | None] | None:
+        """The running check of this exchange, or None when it gets none (not eligible, sampled out, skipped).
+
+        `grounded`: the detector's own verdict (its configured grounding roles); None decides by the defaults.
+        """
+        if not self._admit(exchange, grounded):
             return None
         self._busy = True
         task = asyncio.create_task(self._checked(exchange), name="genai-sre-self-consistency")
@@ -168,12 +174,13 @@ class SelfConsistency:
     def _release(self, _: asyncio.Task[Finding | None]) -> None:
         self._busy = False
 
-    def _admit(self, exchange: Exchange) -> bool:
+    def _admit(self, exchange: Exchange, grounded: bool | None = None) -> bool:
         """True when this exchange gets a check; reserves its `samples` calls from today's budget."""
         cfg = self.config
         if not cfg.enabled or exchange.probe or not exchange.ok or exchange.operation != "chat":
             return False
-        if not exchange.model or not exchange.answer.strip() or not ungrounded(exchange):
+        no_context = ungrounded(exchange) if grounded is None else not grounded and bool(exchange.question.strip())
+        if not exchange.model or not exchange.answer.strip() or not no_context:
             return False
         if self._rng.random() >= cfg.sample_rate:
             return False

@@ -24,6 +24,7 @@ charges that wall time to its CPU budget.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -34,10 +35,11 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from detectors.hallucination.grounding import GROUNDING_ROLES, MIN_CONTEXT_WORDS, grounding
 from detectors.hallucination.scorer import HallucinationScorer, RiskResult, ScoreInput
 from genai_sre.detection.base import BaseDetector
 from genai_sre.errors import ConfigError
-from genai_sre.events import Finding, Span
+from genai_sre.events import Evaluation, Finding, Span
 from genai_sre.schema import Document, build
 
 if TYPE_CHECKING:
@@ -96,6 +98,10 @@ class HallucinationDetector(BaseDetector):
     measurement), `embedding_model_path`, `batch_size`, `executor`
     (`thread` | `process`), `explainer` (`closed_form`: SHAP values computed
     as coef * z, equal to `shap.LinearExplainer`'s; `shap`: the library itself),
+    `grounding_roles` (the context parts an answer is checked against;
+    default all of system, user, assistant, tool, document), `min_context_words`
+    (content words of grounding below which an exchange takes the no-context
+    path, default 8; see `grounding.py`),
     `self_consistency` (a mapping of `SelfConsistencyConfig` keys; off by
     default). `embedder` replaces the MiniLM model self-consistency loads.
     """
@@ -111,6 +117,8 @@ class HallucinationDetector(BaseDetector):
         explainer: Literal["closed_form", "shap"] = "closed_form",
         self_consistency: Mapping[str, Any] | None = None,
         embedder: Embedder | None = None,
+        grounding_roles: Sequence[str] = GROUNDING_ROLES,
+        min_context_words: int = MIN_CONTEXT_WORDS,
         context: DetectorContext | None = None,
     ) -> None:
         if embeddings != "off":
@@ -125,6 +133,15 @@ class HallucinationDetector(BaseDetector):
         if explainer not in ("closed_form", "shap"):
             raise ConfigError(f"explainer must be 'closed_form' or 'shap', got {explainer!r}")
         self.name = context.name if context is not None else "hallucination"
+        unknown = sorted(set(grounding_roles) - set(GROUNDING_ROLES))
+        if unknown or isinstance(grounding_roles, str):
+            raise ConfigError(
+                f"grounding_roles must be a list of {', '.join(GROUNDING_ROLES)}; got {grounding_roles!r}"
+            )
+        if min_context_words < 0:
+            raise ConfigError(f"min_context_words must be >= 0, got {min_context_words}")
+        self.grounding_roles = frozenset(grounding_roles)
+        self.min_context_words = min_context_words
         self.consistency = _self_consistency(self.name, self_consistency, embedder, context)
         self.batch_size = batch_size
         self.embedding_model_path = embedding_model_path
@@ -143,6 +160,8 @@ class HallucinationDetector(BaseDetector):
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hallucination")
         self._process = executor == "process"
         self._pending: list[tuple[ScoreInput, asyncio.Future[RiskResult]]] = []
+        self._emit = context.emit if context is not None else None
+        self._checks: set[asyncio.Task[Finding | None]] = set()
         self._busy = False
         self.batches = 0
 
@@ -153,21 +172,38 @@ class HallucinationDetector(BaseDetector):
     async def detect(self, exchange: Exchange) -> Sequence[Finding]:
         if not exchange.answer.strip() or _is_refusal(exchange.answer):
             return []  # nothing asserted, nothing to check: refusals are the refusal detector's business
-        item = ScoreInput(exchange.context_text, exchange.question, exchange.answer, exchange.logprobs)
+        ground = grounding(exchange, self.grounding_roles, self.min_context_words)
+        item = ScoreInput(ground.text, exchange.question, exchange.answer, exchange.logprobs, ground.grounded)
         fut: asyncio.Future[RiskResult] = asyncio.get_running_loop().create_future()
         self._pending.append((item, fut))
         self._maybe_dispatch()
-        check = self.consistency.start(exchange) if self.consistency is not None else None
+        check = self.consistency.start(exchange, ground.grounded) if self.consistency is not None else None
+        if check is not None and self._emit is not None:
+            # In a sidecar the check finishes in the background and its finding goes to the sinks as a
+            # supplement: the pipeline never waits seconds on an upstream for one exchange.
+            self._checks.add(check)
+            check.add_done_callback(lambda done: self._supplement(exchange, done))
+            check = None
         try:
             findings = [to_finding(await fut)]
             if check is not None:
-                extra = await check  # bounded by self_consistency.timeout_s; never raises
+                extra = await check  # standalone use: bounded by self_consistency.timeout_s; never raises
                 if extra is not None:
                     findings.append(extra)
         finally:
             if check is not None and not check.done():
                 check.cancel()
         return findings
+
+    def _supplement(self, exchange: Exchange, done: asyncio.Task[Finding | None]) -> None:
+        self._checks.discard(done)
+        if done.cancelled() or done.exception() is not None or self._emit is None:
+            return
+        finding = done.result()
+        if finding is None:
+            return
+        stamped = dataclasses.replace(finding, detector=self.name, exchange_id=exchange.id)
+        self._emit(Evaluation(exchange, (stamped,), {self.name: "scored"}, supplement=True))
 
     def _maybe_dispatch(self) -> None:
         if self._busy or not self._pending:
@@ -198,6 +234,8 @@ class HallucinationDetector(BaseDetector):
         self._maybe_dispatch()
 
     async def aclose(self) -> None:
+        for check in list(self._checks):
+            check.cancel()
         for _, fut in self._pending:
             fut.cancel()
         self._pending.clear()

@@ -75,6 +75,8 @@ _CLAIM_THRESHOLD = 0.34
 _BRIEF_WORDS = 80
 _SHORT_ANSWER_WORDS = 40
 _CACHE_SIZE = 256
+# Sentences with fewer content words (list headers, "Yes.") get no sentence-level features, unless
+# no sentence of the answer has that many: then "It opened in 1925." is the claim.
 _MIN_CLAIM_WORDS = 3
 
 
@@ -205,7 +207,9 @@ def extract(context: str, question: str, answer: str) -> FeatureRow:
     local_missing: list[float] = []
     claims: list[ClaimSpan] = []
     a_words = words(answer)
-    for sent in sentences(answer):
+    answer_sentences = sentences(answer)
+    min_claim = _MIN_CLAIM_WORDS if any(_reaches(s.text, _MIN_CLAIM_WORDS) for s in answer_sentences) else 1
+    for sent in answer_sentences:
         toks = words(sent.text)
         pairs = content_stems(toks)
         missing: list[str] = []
@@ -227,7 +231,7 @@ def extract(context: str, question: str, answer: str) -> FeatureRow:
             if w.text[:1].isupper() and (k > 0 or toks[0] is not w):
                 unsupported_names += 1
         stems = {s for _, s in pairs}
-        if len(pairs) >= _MIN_CLAIM_WORDS:
+        if len(pairs) >= min_claim:
             share = len(missing) / len(pairs)
             sentence_shares.append(share)
             best, overlap, outside = _best_sentence(index, stems)
@@ -272,6 +276,10 @@ def extract(context: str, question: str, answer: str) -> FeatureRow:
         1.0 if task == "data2text" else 0.0,
     )
     return FeatureRow(values=values, claims=tuple(claims), task=task, content_words=total)
+
+
+def _reaches(text: str, n: int) -> bool:
+    return len(content_stems(words(text))) >= n
 
 
 def _claim(sent: Sentence, missing: list[str]) -> ClaimSpan:

@@ -33,6 +33,12 @@ def score_result(context: str, question: str, answer: str, logprobs: tuple[float
 
 
 def score_text(context: str, question: str, answer: str) -> tuple[float, str]:
-    """`(risk, explanation)` for one answer; risk is P(hallucination) in [0, 1]."""
+    """`(risk, explanation)` for one answer; risk is P(hallucination) in [0, 1].
+
+    An answer without grounding context gets risk 0.0: guard mode acts only on answers it can
+    check against what the application supplied, never on the no-context path's weak prior.
+    """
     result = score_result(context, question, answer)
+    if result.path != "grounded":
+        return 0.0, f"not checked: {result.explanation}"
     return result.risk, result.explanation

@@ -23,11 +23,11 @@ from typing import Literal
 import numpy as np
 
 from detectors.hallucination.features import FEATURE_NAMES, ClaimSpan, extract, infer_task
+from detectors.hallucination.grounding import says_something
 from detectors.hallucination.model import RiskModel
 
 __all__ = ["HallucinationScorer", "RiskResult", "ScoreInput"]
 
-_MIN_QUESTION_WORDS_AS_CONTEXT = 60
 _LOW_PROB_LOGP = math.log(0.1)
 _HEDGES = re.compile(
     r"\b(i think|i believe|probably|possibly|perhaps|maybe|might|may be|not sure|i'm not certain|as far as i know|"
@@ -39,10 +39,13 @@ _TOP_FEATURES = 5
 
 @dataclass(frozen=True, slots=True)
 class ScoreInput:
+    """One answer to score. `grounded=None`: decided from the texts (see `grounding.py`)."""
+
     context: str
     question: str
     answer: str
     logprobs: tuple[float, ...] | None = None
+    grounded: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,4 +150,6 @@ class HallucinationScorer:
 def _has_grounding(item: ScoreInput) -> bool:
     if not item.answer.strip():
         return False
-    return bool(item.context.strip()) or len(item.question.split()) >= _MIN_QUESTION_WORDS_AS_CONTEXT
+    if item.grounded is not None:
+        return item.grounded
+    return says_something(item.context, item.question)

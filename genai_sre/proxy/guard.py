@@ -62,7 +62,9 @@ class Guard:
             answer = module.parse_response(route, response_body, False).answer
             if not answer:
                 return None
-            context = "\n\n".join(p.text for p in view.context)
+            # The grounding is what the application supplied besides the question itself.
+            question = view.question.strip()
+            context = "\n\n".join(p.text for p in view.context if not (p.kind == "user" and p.text.strip() == question))
             risk, _ = await asyncio.to_thread(self.scorer, context, view.question, answer)
         except Exception:
             logger.warning("guard skipped an answer on route %s", route, exc_info=True)

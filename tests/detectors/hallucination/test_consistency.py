@@ -24,7 +24,7 @@ from detectors.hallucination import HallucinationDetector
 from detectors.hallucination.consistency import FINDING_NAME, PROBE_HEADER, SelfConsistencyConfig
 from genai_sre.detection.base import DetectorContext
 from genai_sre.errors import ConfigError
-from genai_sre.events import ContextPart, Exchange, Finding, Message
+from genai_sre.events import ContextPart, Evaluation, Exchange, Finding, Message
 from tests.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,7 +68,7 @@ async def fake_upstream(hits: list[dict[str, Any]]) -> AsyncIterator[int]:
             return "", web.Response(status=500, text="upstream exploded")
         if "garbled" in question:
             return "", web.Response(status=200, text="{not json", content_type="application/json")
-        return next(counters[question]), None
+        return next(counters.get(question, counters[CONSISTENT_Q])), None
 
     async def chat(request: web.Request) -> web.Response:
         text, failure = await answer(request)
@@ -261,6 +261,36 @@ def test_a_slow_upstream_is_abandoned_at_the_deadline_and_checks_run_one_at_a_ti
     assert counted(registry, "checks", "failed") == 1 and counted(registry, "checks", "skipped_busy") == 1
 
 
+def test_in_a_sidecar_the_check_arrives_later_as_a_supplement(embedder: Embedder) -> None:
+    """With `emit` (as in the sidecar), detect() returns the risk at once; the check's finding follows."""
+    hits: list[dict[str, Any]] = []
+    emitted: list[Evaluation] = []
+
+    async def main() -> tuple[Sequence[Finding], float]:
+        async with fake_upstream(hits) as port:
+            sc = {"enabled": True, "url": f"http://127.0.0.1:{port}", "sample_rate": 1.0, "timeout_s": 4.0}
+            ctx = DetectorContext(name="halluc", registry=CollectorRegistry(), emit=emitted.append)
+            det = HallucinationDetector(self_consistency=sc, embedder=embedder, context=ctx)
+            try:
+                start = time.monotonic()
+                found = await det.detect(exchange("slow question?", "An answer.", id="ex-late"))
+                elapsed = time.monotonic() - start
+                for _ in range(100):
+                    if emitted:
+                        break
+                    await asyncio.sleep(0.05)
+                return found, elapsed
+            finally:
+                await det.aclose()
+
+    found, elapsed = asyncio.run(main())
+    assert elapsed < 1.0 and [f.name for f in found] == ["hallucination_risk"]  # the upstream sleeps 2 s
+    assert len(emitted) == 1 and emitted[0].supplement and emitted[0].outcomes == {"halluc": "scored"}
+    (late,) = emitted[0].findings
+    assert late.name == FINDING_NAME and late.detector == "halluc" and late.exchange_id == "ex-late"
+    assert emitted[0].exchange.id == "ex-late" and len(hits) == 3
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -335,8 +365,9 @@ def test_through_the_sidecar_samples_are_probes_and_never_checked_again(
         deadline = time.monotonic() + 15
         registry = s.sidecar.registry
         runs: dict[str, str] = {"detector": "hallucination", "outcome": "scored"}
-        while (
-            time.monotonic() < deadline and (registry.get_sample_value("genai_sre_detector_runs_total", runs) or 0) < 4
+        while time.monotonic() < deadline and (
+            (registry.get_sample_value("genai_sre_detector_runs_total", runs) or 0) < 4
+            or counted(registry, "checks", "checked") < 1  # the check ends after its samples were scored
         ):
             time.sleep(0.1)
         s.idle()
