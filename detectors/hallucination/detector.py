@@ -170,7 +170,7 @@ class HallucinationDetector(BaseDetector):
         return self._scorer.model
 
     async def detect(self, exchange: Exchange) -> Sequence[Finding]:
-        if not exchange.answer.strip() or _is_refusal(exchange.answer):
+        if not exchange.answer.strip() or _is_refusal(exchange.answer) or _is_abstention(exchange.answer):
             return []  # nothing asserted, nothing to check: refusals are the refusal detector's business
         ground = grounding(exchange, self.grounding_roles, self.min_context_words)
         item = ScoreInput(ground.text, exchange.question, exchange.answer, exchange.logprobs, ground.grounded)
@@ -280,6 +280,22 @@ _REFUSAL = re.compile(
     r"(?:help|assist|answer|provide|do|comply|share|discuss)\b[^.!?]*[.!?]?\s*$",
     re.IGNORECASE,
 )
+
+
+_ABSTENTION = re.compile(
+    r"^\s*(?:(?:i'?m |i am )?sorry[,.!]?\s*(?:but\s+)?)?"
+    r"(?:i (?:do not|don't|dont) know|(?:i'?m|i am) not sure|i (?:do not|don't) have (?:that|this|enough) information"
+    r"|(?:the|this) (?:context|passages?|text|documents?|article) (?:does|do) not "
+    r"(?:say|mention|contain|provide|specify)"
+    r"|unable to answer|there is no (?:mention|information))\b[^.!?]*[.!?]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _is_abstention(answer: str) -> bool:
+    """A one-sentence answer that only abstains ("I don't know.", "The context does not say.")."""
+    text = answer.replace("\u2019", "'").strip()
+    return len(text) < 160 and not any(c.isdigit() for c in text) and _ABSTENTION.match(text) is not None
 
 
 def _is_refusal(answer: str) -> bool:

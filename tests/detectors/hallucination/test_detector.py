@@ -143,3 +143,19 @@ def test_apologies_that_assert_something_are_still_scored() -> None:
     assert not _is_refusal("I'm sorry, but the extra seat is not included. It costs $10 per month.")
     assert not _is_refusal("I can't help noticing the tower is 330 m tall.")
     assert not _is_refusal("I don't know.")
+
+
+def test_abstentions_assert_nothing_and_are_not_scored() -> None:
+    from detectors.hallucination.detector import _is_abstention
+
+    for text in (
+        "I don't know.",
+        "I\u2019m not sure.",
+        "Sorry, I do not have that information.",
+        "The context does not mention the price of an extra seat.",
+        "Unable to answer based on the given passages.",
+    ):
+        assert _is_abstention(text), text
+    assert not _is_abstention("I don't know the exact figure, but it costs $10.")
+    assert not _is_abstention("I'm not sure. I think it opened in 1925 and closed in 1930. It was red.")
+    assert not _is_abstention("The Golden Gate Bridge opened in 1937.")
