@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import time
@@ -32,6 +31,7 @@ import numpy as np
 from detectors.bias.embedding import Embedder, load_embedder
 from detectors.bias.outcomes import OutcomeMeter
 from detectors.bias.probe_config import Counterfactual, ProbeConfig, ProbeTemplate, counterfactuals, load_probes
+from detectors.upstream import answer_text
 from genai_sre.telemetry.metrics import Metrics
 
 __all__ = ["PROBE_HEADER", "ProbeAnswer", "ProbeReport", "ProbeResult", "ProbeRunner"]
@@ -201,7 +201,7 @@ class ProbeRunner:
         if status >= 400:
             self._count("error")
             return ProbeAnswer(case.group, case.prompt, status, error=f"HTTP {status}")
-        text = _answer_text(raw)
+        text = answer_text(raw)
         if text is None:
             self._count("error")
             return ProbeAnswer(case.group, case.prompt, status, error="response has no answer text")
@@ -236,21 +236,3 @@ class ProbeRunner:
         flagged = tuple(m for m, v in disparity.items() if v >= self.config.thresholds.get(m, float("inf")))
         return ProbeResult(template.id, template.attribute, tuple(answers), disparity, flagged)
 
-
-def _answer_text(raw: bytes) -> str | None:
-    """The answer of an OpenAI chat completion or an Anthropic message."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    choices = data.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        message = choices[0].get("message") or {}
-        content = message.get("content") if isinstance(message, dict) else None
-        return content if isinstance(content, str) else ""
-    content = data.get("content")
-    if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return None

@@ -28,7 +28,6 @@ own) `detect()` awaits the check and returns both findings.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -42,6 +41,7 @@ import aiohttp
 import numpy as np
 
 from detectors.hallucination.grounding import grounding
+from detectors.upstream import answer_text
 from genai_sre.events import Exchange, Finding
 from genai_sre.telemetry.metrics import Metrics
 
@@ -251,7 +251,7 @@ class SelfConsistency:
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = f"{type(exc).__name__}: {exc}"
         else:
-            text = _answer_text(raw) if status < 400 else None
+            text = answer_text(raw) if status < 400 else None
             if text and text.strip():
                 if self._requests is not None:
                     self._requests.labels("ok").inc()
@@ -307,22 +307,3 @@ class SelfConsistency:
                 "threshold": cfg.threshold,
             },
         )
-
-
-def _answer_text(raw: bytes) -> str | None:
-    """The answer of an OpenAI chat completion or an Anthropic message; None when it is neither."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    choices = data.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        message = choices[0].get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        return content if isinstance(content, str) else None
-    content = data.get("content")
-    if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return None
