@@ -52,7 +52,13 @@ async def wire(sidecar: Sidecar) -> None:
     """Attach the stages the config enables. Called before `sidecar.start()`."""
     config = sidecar.config
     stored = sidecar.metrics.counter("genai_sre_stored_samples")
-    store = SampleStore(sidecar.data_dir, config.storage, on_stored=stored.inc)
+    dropped = sidecar.metrics.counter("genai_sre_evidence_dropped")
+    store = SampleStore(
+        sidecar.data_dir,
+        config.storage,
+        on_stored=stored.inc,
+        on_dropped=lambda reason, n: dropped.labels(reason).inc(n),
+    )
     sidecar.sinks.append(store)
     sidecar.on_close(store.close)
     sidecar.evidence = store
@@ -108,11 +114,12 @@ def _wire_slos(sidecar: Sidecar, router: Any) -> None:
         (child if child is not None else events.labels(slo, "good" if ok else "bad")).inc()
 
     recorder = SLIRecorder(slos, emit, engine, clock=sidecar.wall)
-    sidecar.sli = recorder
+    sidecar.intake.on_outcomes = recorder.on_request
     sidecar.sinks.append(_EvaluationFeed(recorder))
     sidecar.slo_engine = engine
 
     async def evaluate_now() -> None:
+        sidecar.refresh_stats()  # availability events up to now
         recorder.flush()
         for alert in engine.evaluate():
             alert = _with_evidence(alert, recorder.evidence(alert.labels.get("slo", "")))
