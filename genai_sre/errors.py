@@ -6,6 +6,7 @@ GenAISREError
  │    └── PluginLoadError   a detector/receiver that cannot be found or built
  ├── DatasetError           an evaluation dataset that does not follow the contract
  ├── StorageError           the SQLite store cannot be opened or migrated
+ ├── ListenError            a port the sidecar must listen on cannot be bound
  └── DeliveryError          an alert receiver refused or could not be reached
 ```
 
@@ -16,7 +17,15 @@ boundaries (detector runner, exporters, receivers), logged and counted.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetError", "DeliveryError", "GenAISREError", "PluginLoadError", "StorageError"]
+__all__ = [
+    "ConfigError",
+    "DatasetError",
+    "DeliveryError",
+    "GenAISREError",
+    "ListenError",
+    "PluginLoadError",
+    "StorageError",
+]
 
 
 class GenAISREError(Exception):
@@ -37,6 +46,15 @@ class DatasetError(GenAISREError):
 
 class StorageError(GenAISREError):
     """The data directory or its SQLite database cannot be used."""
+
+
+class ListenError(GenAISREError):
+    """A port the sidecar must listen on cannot be bound (in use, not permitted)."""
+
+    @classmethod
+    def of(cls, what: str, host: str, port: int, exc: OSError) -> ListenError:
+        reason = exc.strerror or str(exc)
+        return cls(f"cannot listen on {host}:{port} ({what}): {reason}")
 
 
 class DeliveryError(GenAISREError):

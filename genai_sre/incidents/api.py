@@ -105,12 +105,20 @@ async def _json_body(request: web.Request, required: bool = True) -> dict[str, A
             raise ValueError("a JSON object body is required")
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except ValueError as exc:
         raise ValueError(f"body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError("body must be a JSON object")
     return data
+
+
+MAX_SILENCE_S = 366 * 86400
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON, and no admin value may be unbounded (a silence `duration_s: Infinity`)."""
+    raise ValueError(f"{name} is not a valid number here")
 
 
 def _text(data: Mapping[str, Any], key: str = "text") -> str:
@@ -216,6 +224,8 @@ def admin_routes(
                 ends_at = now + float(data["duration_s"])
             else:
                 raise ValueError("give 'duration_s' or 'ends_at' (Unix seconds)")
+            if not now < ends_at <= now + MAX_SILENCE_S:
+                raise ValueError("a silence must end in the future and within 366 days")
             silence = silences.add(matchers, ends_at=ends_at, comment=_text(data, "comment"))
             return web.json_response(silence.to_json(), status=201)
 
