@@ -116,6 +116,7 @@ class Sidecar:
         self.proxy = ProxyHandler(config, self.metrics, self.pipeline.offer, wall=wall)
         self.sinks.append(EvaluationMetrics(self.metrics, self.proxy.model_label))
         self.admin_routes: list[web.RouteDef] = []
+        self.readiness_checks: list[Callable[[], Awaitable[str | None]]] = []  # more /readyz checks
         self._proxy_server: web.Server | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._admin_runner: web.AppRunner | None = None
@@ -155,6 +156,7 @@ class Sidecar:
             [u.url for u in self.config.upstreams],
             lambda: self.pipeline.running,
             self.admin_routes,
+            self.readiness_checks,
         )
         self._admin_runner = web.AppRunner(admin, access_log=None)
         await self._admin_runner.setup()

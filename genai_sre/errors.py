@@ -5,7 +5,8 @@ GenAISREError
  ├── ConfigError            bad configuration: names the file, key and line
  │    └── PluginLoadError   a detector/receiver that cannot be found or built
  ├── DatasetError           an evaluation dataset that does not follow the contract
- ├── StorageError           the SQLite store cannot be opened or migrated
+ ├── StorageError           a store (SQLite or PostgreSQL) cannot be opened, migrated or used
+ │    └── StorageUnavailable  locked, busy or unreachable for now: try again (the admin API answers 503)
  └── DeliveryError          an alert receiver refused or could not be reached
 ```
 
@@ -16,7 +17,15 @@ boundaries (detector runner, exporters, receivers), logged and counted.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetError", "DeliveryError", "GenAISREError", "PluginLoadError", "StorageError"]
+__all__ = [
+    "ConfigError",
+    "DatasetError",
+    "DeliveryError",
+    "GenAISREError",
+    "PluginLoadError",
+    "StorageError",
+    "StorageUnavailable",
+]
 
 
 class GenAISREError(Exception):
@@ -36,7 +45,11 @@ class DatasetError(GenAISREError):
 
 
 class StorageError(GenAISREError):
-    """The data directory or its SQLite database cannot be used."""
+    """The data directory or a database cannot be used."""
+
+
+class StorageUnavailable(StorageError):
+    """The database is locked, busy or unreachable for now; the same call may succeed later."""
 
 
 class DeliveryError(GenAISREError):
