@@ -13,10 +13,10 @@ from aiohttp import web
 from genai_sre.alerting.config import AlertingConfig, DeliveryConfig
 from genai_sre.alerting.notification import Notification
 from genai_sre.alerting.router import AlertRouter
+from genai_sre.alerting.silences import Silences, StoreSilences
 from genai_sre.config import AdminConfig
 from genai_sre.incidents.api import AdminAuth, admin_routes
 from genai_sre.incidents.service import IncidentService
-from genai_sre.alerting.silences import Silences, StoreSilences
 from genai_sre.incidents.store import open_store
 from tests.alerting.helpers import FakeClock, alert, free_port
 

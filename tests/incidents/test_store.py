@@ -73,7 +73,7 @@ def test_postgres_migrates_once_when_several_start_together(tmp_path: Path, pg_u
     def opener() -> None:
         try:
             stores.append(open_store(pg_url, tmp_path))
-        except BaseException as exc:  # collected for the assertion below
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=opener) for _ in range(4)]

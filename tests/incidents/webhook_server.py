@@ -10,9 +10,9 @@ import sys
 
 from aiohttp import web
 
+from genai_sre.alerting.silences import Silences, StoreSilences
 from genai_sre.incidents.api import AdminAuth, admin_routes
 from genai_sre.incidents.service import IncidentService
-from genai_sre.alerting.silences import Silences, StoreSilences
 from genai_sre.incidents.store import open_store
 
 
