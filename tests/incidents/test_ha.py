@@ -71,6 +71,15 @@ def test_same_webhook_to_two_primaries_at_once(primaries: tuple[list[str], list[
                 assert all(status == 200 for status, _ in results), results
                 applied += [body["incident_id"] for _, body in results if not body["duplicate"]]
             assert applied == ["1"]  # applied once, by whichever primary committed first
+            # an Alertmanager HA pair: the same alert in bodies that differ (each its own externalURL)
+            for _ in range(10):
+                results = await asyncio.gather(
+                    *(
+                        post(s, b + "/admin/alertmanager", {**webhook(), "externalURL": f"http://am-{i}"})
+                        for i, b in enumerate(bases)
+                    )
+                )
+                assert all(status == 200 and body["incident_id"] in ("1", None) for status, body in results)
             status, body = await post(s, bases[1] + "/admin/alertmanager", webhook("resolved"))
             assert status == 200 and body == {"incident_id": "1", "duplicate": False}
             for base in bases:
