@@ -128,6 +128,31 @@ def _text(data: Mapping[str, Any], key: str = "text") -> str:
     return value
 
 
+class _LoopEvidence:
+    """The evidence source for a postmortem rendered on a store thread: SLO figures are read on the loop.
+
+    Samples come from their own SQLite store (safe from any thread); the SLO engine is only ever
+    touched by the event loop's thread, so its figures are fetched there.
+    """
+
+    def __init__(self, evidence: EvidenceSource, loop: asyncio.AbstractEventLoop) -> None:
+        self._evidence = evidence
+        self._loop = loop
+
+    def samples(self, start: float, end: float, limit: int) -> Any:
+        return self._evidence.samples(start, end, limit)
+
+    def slo_figures(self, slo: str, start: float, end: float) -> Any:
+        figures = getattr(self._evidence, "slo_figures", None)
+        if not callable(figures):
+            return None
+
+        async def on_loop() -> Any:
+            return figures(slo, start, end)
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result(timeout=10)
+
+
 def admin_routes(
     service: IncidentService | None,
     silences: Silences | None,
@@ -163,7 +188,8 @@ def admin_routes(
             return web.json_response(await run(svc.detail, request.match_info["id"]))
 
         async def postmortem(request: web.Request) -> web.StreamResponse:
-            text = await run(render_postmortem, svc, request.match_info["id"], evidence)
+            source = _LoopEvidence(evidence, asyncio.get_running_loop()) if evidence is not None else None
+            text = await run(render_postmortem, svc, request.match_info["id"], source)
             return web.Response(text=text, content_type="text/markdown")
 
         async def ack(request: web.Request) -> web.StreamResponse:

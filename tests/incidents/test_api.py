@@ -137,3 +137,38 @@ def test_incident_endpoints(tmp_path: Path, store_url: str) -> None:
             service.store.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.integration
+def test_postmortem_reads_slo_figures_on_the_event_loop(tmp_path: Path) -> None:
+    import threading
+
+    from tests.incidents.test_lifecycle import Evidence
+
+    class Recording(Evidence):
+        threads: list[int] = []
+
+        def slo_figures(self, slo: str, start: float, end: float) -> dict[str, Any]:
+            self.threads.append(threading.get_ident())
+            return super().slo_figures(slo, start, end)
+
+    async def main() -> None:
+        clock = FakeClock()
+        service = IncidentService(open_store("", tmp_path), clock)
+        n = Notification("r", '{}:{slo="chat"}', "firing", {"slo": "chat"}, (alert(starts_at=1.8e9),), 1.8e9)
+        service.record(n)
+        app = web.Application()
+        app.add_routes(admin_routes(service, None, AdminAuth(WRITE), Recording()))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            status, text = await call("GET", f"http://127.0.0.1:{port}/admin/incidents/1/postmortem", WRITE)
+            assert status == 200 and "310 of 1200" in text  # the figures reached the draft
+            assert Recording.threads == [threading.get_ident()]  # read on the loop's thread
+        finally:
+            await runner.cleanup()
+            service.store.close()
+
+    asyncio.run(main())
