@@ -124,6 +124,7 @@ class Sidecar:
         self.proxy = ProxyServer(config.proxy, self.forwarder.handle, self.forwarder.refused, self.forwarder.sweep)
         self.sinks.append(EvaluationMetrics(self.metrics))
         self.admin_routes: list[web.RouteDef] = []
+        self.readiness_checks: list[Callable[[], Awaitable[str | None]]] = []  # /readyz/incidents
         self._admin_runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []
         self._close_hooks: list[Callable[[], object]] = []
@@ -181,6 +182,7 @@ class Sidecar:
             health=self.health,
             refresh=self.refresh_stats,
             extra_routes=self.admin_routes,
+            readiness=self.readiness_checks,
         )
         self._admin_runner = web.AppRunner(admin, access_log=None)
         await self._admin_runner.setup()

@@ -5,7 +5,8 @@ GenAISREError
  ├── ConfigError            bad configuration: names the file, key and line
  │    └── PluginLoadError   a detector/receiver that cannot be found or built
  ├── DatasetError           an evaluation dataset that does not follow the contract
- ├── StorageError           the SQLite store cannot be opened or migrated
+ ├── StorageError           a store (SQLite or PostgreSQL) cannot be opened, migrated or used
+ │    └── StorageUnavailable  locked, busy or unreachable for now: try again (the admin API answers 503)
  ├── ListenError            a port the sidecar must listen on cannot be bound
  └── DeliveryError          an alert receiver refused or could not be reached
 ```
@@ -25,6 +26,7 @@ __all__ = [
     "ListenError",
     "PluginLoadError",
     "StorageError",
+    "StorageUnavailable",
 ]
 
 
@@ -45,7 +47,11 @@ class DatasetError(GenAISREError):
 
 
 class StorageError(GenAISREError):
-    """The data directory or its SQLite database cannot be used."""
+    """The data directory or a database cannot be used."""
+
+
+class StorageUnavailable(StorageError):
+    """The database is locked, busy or unreachable for now; the same call may succeed later."""
 
 
 class ListenError(GenAISREError):

@@ -71,6 +71,7 @@ async def wire(sidecar: Sidecar) -> None:
     evidence = _Evidence(store)
     stack = build_alerting(config, clock=sidecar.wall, metrics=sidecar.metrics, evidence=evidence)
     sidecar.admin_routes.extend(stack.routes)
+    sidecar.readiness_checks.append(stack.ready)
     sidecar.alerting = stack
     await stack.start()
     sidecar.on_close(stack.aclose)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import json
 import logging
 import time
@@ -63,14 +64,16 @@ class Delivery:
         self._log_path = Path(log_path) if log_path is not None else None
         self._sleep = sleep
         self._log: collections.deque[DeliveryRecord] = collections.deque(maxlen=config.log_entries)
-        self._observers: list[Callable[[DeliveryRecord], None]] = []
+        self._observers: list[Callable[[DeliveryRecord], object]] = []
 
     @property
     def log(self) -> Sequence[DeliveryRecord]:
         return tuple(self._log)
 
-    def observe(self, callback: Callable[[DeliveryRecord], None]) -> None:
-        """Call `callback` with every finished delivery (the incident timeline listens here)."""
+    def observe(self, callback: Callable[[DeliveryRecord], object]) -> None:
+        """Call `callback` with every finished delivery (the incident timeline listens here).
+
+        A callback that returns an awaitable is awaited (so it can do its I/O off the event loop)."""
         self._observers.append(callback)
 
     def backoff(self, attempt: int) -> float:
@@ -136,7 +139,9 @@ class Delivery:
             ).inc()
         for callback in self._observers:
             try:
-                callback(record)
+                result = callback(record)
+                if inspect.isawaitable(result):
+                    await result
             except Exception:  # isolation boundary: an observer must not break delivery
                 logger.exception("delivery observer failed")
         if self._log_path is not None:
