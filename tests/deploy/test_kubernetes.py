@@ -102,7 +102,7 @@ def test_incident_primaries_share_postgres_from_a_secret(tmp_path: Path) -> None
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
     assert env["GENAI_SRE_INCIDENTS_URL"] == {"name": "genai-sre-incidents-db", "key": "url"}
     assert env["GENAI_SRE_ADMIN_TOKEN"] == {"name": "genai-sre-admin", "key": "token"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz/incidents", "port": "admin"}
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True and sc["capabilities"]["drop"] == ["ALL"]
     pdb = kube("PodDisruptionBudget", "genai-sre-primary")
