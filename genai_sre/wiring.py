@@ -1,9 +1,9 @@
-"""Stages wired onto a `Sidecar` from its config: evidence store, SLOs, alerting, incidents, telemetry.
+"""Stages wired onto the `Agent` from its config: evidence store, SLOs, alerting, incidents, telemetry.
 
-`wire(sidecar)` is called before `sidecar.start()`; it appends evaluation
-sinks, sets the inline SLI recorder, mounts admin routes and registers the
-background jobs and close hooks. Keeping this here leaves `app.py` knowing only
-the core stages.
+`wire(agent)` is called before `agent.start()`; it appends evaluation
+sinks, feeds the proxy's outcome counters to the SLI recorder, mounts admin
+routes and registers the background jobs and close hooks. Keeping this here
+leaves `agent.py` knowing only the core stages.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from genai_sre.app import Sidecar
+from genai_sre.agent import Agent
 from genai_sre.config import Config
 from genai_sre.events import Alert, Evaluation
 from genai_sre.storage.files import private_dir
@@ -50,40 +50,40 @@ class _EvaluationFeed:
         self.recorder.on_evaluation(evaluation)
 
 
-async def wire(sidecar: Sidecar) -> None:
-    """Attach the stages the config enables. Called before `sidecar.start()`."""
-    config = sidecar.config
-    private_dir(sidecar.data_dir)
-    stored = sidecar.metrics.counter("genai_sre_stored_samples")
-    dropped = sidecar.metrics.counter("genai_sre_evidence_dropped")
+async def wire(agent: Agent) -> None:
+    """Attach the stages the config enables. Called before `agent.start()`."""
+    config = agent.config
+    private_dir(agent.data_dir)
+    stored = agent.metrics.counter("genai_sre_stored_samples")
+    dropped = agent.metrics.counter("genai_sre_evidence_dropped")
     store = SampleStore(
-        sidecar.data_dir,
+        agent.data_dir,
         config.storage,
         on_stored=stored.inc,
         on_dropped=lambda reason, n: dropped.labels(reason).inc(n),
     )
-    sidecar.sinks.append(store)
-    sidecar.on_close(store.close)
-    sidecar.evidence = store
+    agent.sinks.append(store)
+    agent.on_close(store.close)
+    agent.evidence = store
 
     from genai_sre.incidents.stack import build_alerting
 
     evidence = _Evidence(store)
-    stack = build_alerting(config, clock=sidecar.wall, metrics=sidecar.metrics, evidence=evidence)
-    sidecar.admin_routes.extend(stack.routes)
-    sidecar.readiness_checks.append(stack.ready)
-    sidecar.alerting = stack
+    stack = build_alerting(config, clock=agent.wall, metrics=agent.metrics, evidence=evidence)
+    agent.admin_routes.extend(stack.routes)
+    agent.readiness_checks.append(stack.ready)
+    agent.alerting = stack
     await stack.start()
-    sidecar.on_close(stack.aclose)
-    _wire_slos(sidecar, stack.router)
-    evidence.engine = sidecar.slo_engine
-    sidecar.postmortem_evidence = evidence
-    _wire_otlp(sidecar)
-    _wire_probes(sidecar)
+    agent.on_close(stack.aclose)
+    _wire_slos(agent, stack.router)
+    evidence.engine = agent.slo_engine
+    agent.postmortem_evidence = evidence
+    _wire_otlp(agent)
+    _wire_probes(agent)
 
 
-def _wire_slos(sidecar: Sidecar, router: Any) -> None:
-    config = sidecar.config
+def _wire_slos(agent: Agent, router: Any) -> None:
+    config = agent.config
     if not config.slo.file:
         return
     from genai_sre.slo.collector import SLOCollector
@@ -99,15 +99,15 @@ def _wire_slos(sidecar: Sidecar, router: Any) -> None:
     windows = WindowSettings(fine_bucket_s=min(10.0, max(0.5, shortest / 10)))
     engine = SLOEngine(
         slos,
-        clock=sidecar.wall,
+        clock=agent.wall,
         windows=windows,
-        store=SLOStore(sidecar.data_dir / "slo.db"),
+        store=SLOStore(agent.data_dir / "slo.db"),
         snapshot_interval_s=config.slo.snapshot_interval_s,
         alerting=config.slo.evaluate == "inprocess",
     )
     engine.restore()
-    sidecar.registry.register(SLOCollector(engine))
-    events = sidecar.metrics.counter("genai_sre_slo_events")
+    agent.registry.register(SLOCollector(engine))
+    events = agent.metrics.counter("genai_sre_slo_events")
     good, bad = {}, {}
     for s in slos.slos:  # pre-create both series so rate() sees the first event
         good[s.name] = events.labels(s.name, "good")
@@ -117,17 +117,17 @@ def _wire_slos(sidecar: Sidecar, router: Any) -> None:
         child = (good if ok else bad).get(slo)
         (child if child is not None else events.labels(slo, "good" if ok else "bad")).inc()
 
-    recorder = SLIRecorder(slos, emit, engine, clock=sidecar.wall)
-    sidecar.intake.on_outcomes = recorder.on_request
-    sidecar.sinks.append(_EvaluationFeed(recorder))
-    sidecar.slo_engine = engine
+    recorder = SLIRecorder(slos, emit, engine, clock=agent.wall)
+    agent.intake.on_outcomes = recorder.on_request
+    agent.sinks.append(_EvaluationFeed(recorder))
+    agent.slo_engine = engine
 
     async def evaluate_now() -> None:
-        sidecar.refresh_stats()  # availability events up to now
+        agent.refresh_stats()  # availability events up to now
         recorder.flush()
         for alert in engine.evaluate():
             alert = _with_evidence(alert, recorder.evidence(alert.labels.get("slo", "")))
-            sidecar.recent_alerts.append(alert)
+            agent.recent_alerts.append(alert)
             if router is not None:
                 await router.submit(alert)
 
@@ -139,9 +139,9 @@ def _wire_slos(sidecar: Sidecar, router: Any) -> None:
             except Exception:  # isolation boundary: the evaluation loop must survive a bad turn
                 logger.exception("SLO evaluation failed")
 
-    sidecar.evaluate_now = evaluate_now
-    sidecar.spawn(loop(), "genai-sre-slo")
-    sidecar.on_close(engine.close)
+    agent.evaluate_now = evaluate_now
+    agent.spawn(loop(), "genai-sre-slo")
+    agent.on_close(engine.close)
 
 
 def _with_evidence(alert: Alert, evidence: dict[str, str]) -> Alert:
@@ -155,31 +155,31 @@ def _with_evidence(alert: Alert, evidence: dict[str, str]) -> Alert:
     return dataclasses.replace(alert, annotations={**alert.annotations, **extra})
 
 
-def _wire_otlp(sidecar: Sidecar) -> None:
+def _wire_otlp(agent: Agent) -> None:
     from genai_sre.telemetry.otlp import build_otlp
 
-    exporter = build_otlp(sidecar.config, sidecar.metrics)
+    exporter = build_otlp(agent.config, agent.metrics)
     if exporter is not None:
-        sidecar.sinks.append(exporter)
-        sidecar.on_close(exporter.aclose)
+        agent.sinks.append(exporter)
+        agent.on_close(exporter.aclose)
 
 
 PROBE_RUNNER = "detectors.bias.probes:ProbeRunner"
 
 
-def _wire_probes(sidecar: Sidecar) -> None:
+def _wire_probes(agent: Agent) -> None:
     """Counterfactual probes on a schedule, when `probes:` names a file (loaded like a plugin)."""
-    config = sidecar.config
+    config = agent.config
     if not config.probes:
         return
     from genai_sre.plugins import import_from_string
 
     runner = import_from_string(PROBE_RUNNER).from_file(
-        str(config.resolve(config.probes)), sidecar.wall, sidecar.metrics
+        str(config.resolve(config.probes)), agent.wall, agent.metrics
     )
     stop = asyncio.Event()
-    sidecar.spawn(runner.run_forever(stop), "genai-sre-probes")
-    sidecar.on_close(stop.set)
+    agent.spawn(runner.run_forever(stop), "genai-sre-probes")
+    agent.on_close(stop.set)
 
 
 def check_files(config: Config) -> list[str]:

@@ -110,7 +110,7 @@ def stack(
             if wire_stages:
                 from genai_sre.wiring import wire as wire_all
 
-                await wire_all(sc)
+                await wire_all(sc.agent)
             if wire is not None:
                 await wire(sc)
             await sc.start()

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from genai_sre.proxy.worker import STATS_EVERY_S
 from tests.harness import free_port
 
 
@@ -45,6 +46,8 @@ class SidecarProcess:
         return "".join(self._stderr)
 
     def metrics(self) -> str:
+        """`/metrics` once the proxy workers' counters of everything sent so far reached the agent."""
+        time.sleep(2 * STATS_EVERY_S)
         return httpx.get(self.admin_url + "/metrics", timeout=10).text
 
     def metric(self, line_prefix: str) -> float:

@@ -73,7 +73,7 @@ async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any
         storage=replace(sc_cfg.storage, data_dir=str(data_dir.resolve())),
     )
     sidecar = Sidecar(sc_cfg)
-    await wire(sidecar)
+    await wire(sidecar.agent)
     recorder = DemoRecorder()
     sidecar.sinks.append(recorder)
     await sidecar.start()

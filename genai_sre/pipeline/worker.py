@@ -20,7 +20,7 @@ from genai_sre.events import Capture, Evaluation, Exchange
 from genai_sre.pipeline.queue import CaptureQueue
 from genai_sre.telemetry.metrics import Metrics
 
-__all__ = ["EvaluationSink", "Pipeline"]
+__all__ = ["EvaluationSink", "Pipeline", "deliver_supplement"]
 
 LARGE_CAPTURE = 256 * 1024  # bytes of request + response above which parsing leaves the event loop
 
@@ -87,11 +87,7 @@ class Pipeline:
 
     def supplement(self, evaluation: Evaluation) -> None:
         """Hand later findings about an already evaluated exchange to every sink (see `Evaluation.supplement`)."""
-        for sink in self.sinks:
-            try:
-                sink.consume(evaluation)
-            except Exception:  # isolation boundary: one sink must not stop the others
-                logger.exception("sink %s failed on a supplement for %s", type(sink).__name__, evaluation.exchange.id)
+        deliver_supplement(self.sinks, evaluation)
 
     async def stop(self, drain_timeout_s: float = 5.0) -> None:
         """Finish what is queued (bounded by a timeout), then stop the workers."""
@@ -171,3 +167,12 @@ class Pipeline:
             await asyncio.sleep(min(1.0, -self._busy_tokens / budget))
         else:
             await asyncio.sleep(0)
+
+
+def deliver_supplement(sinks: Sequence[EvaluationSink], evaluation: Evaluation) -> None:
+    """Hand later findings about an already evaluated exchange to every sink (see `Evaluation.supplement`)."""
+    for sink in sinks:
+        try:
+            sink.consume(evaluation)
+        except Exception:  # isolation boundary: one sink must not stop the others
+            logger.exception("sink %s failed on a supplement for %s", type(sink).__name__, evaluation.exchange.id)

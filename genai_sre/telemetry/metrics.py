@@ -97,6 +97,14 @@ METRICS: tuple[MetricSpec, ...] = (
         collected=True,
     ),
     MetricSpec(
+        "genai_sre_upstream_resolvable",
+        "gauge",
+        "1 while the upstream's host name resolves (looked up in the background), else 0. Forwarding keeps "
+        "using the last good addresses through a DNS failure.",
+        ("upstream",),
+        collected=True,
+    ),
+    MetricSpec(
         "genai_sre_proxy_captures_dropped",
         "counter",
         "Captures a proxy worker could not hand to the agent (channel full, agent down), by reason.",

@@ -28,6 +28,7 @@ PROXY_METRICS = (
     "genai_sre_in_flight_requests",
     "gen_ai_server_request_duration_seconds",
     "genai_sre_proxy_captures_dropped",
+    "genai_sre_upstream_resolvable",
 )
 _SPECS = {s.name: s for s in METRICS if s.name in PROXY_METRICS}
 

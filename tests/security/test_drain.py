@@ -24,15 +24,16 @@ BODY = {
 }
 
 
-def _wait_port(port: int, timeout: float = 30.0) -> None:
+def _wait_ready(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"port {port} never answered")
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"port {port} never became ready")
 
 
 @pytest.mark.integration
@@ -50,7 +51,7 @@ def test_serve_health_and_sigterm_drains_then_lets_open_streams_finish(tmp_path:
         [sys.executable, "-m", "genai_sre", "serve", "--config", str(cfg)], stderr=subprocess.PIPE, text=True
     )
     try:
-        _wait_port(admin)
+        _wait_ready(admin)
         assert httpx.get(f"http://127.0.0.1:{admin}/healthz").json()["status"] == "ok"
         ready = httpx.get(f"http://127.0.0.1:{admin}/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"

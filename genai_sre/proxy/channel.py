@@ -1,0 +1,193 @@
+"""Proxy worker → agent: captures and cumulative counters over a Unix socket that never makes a worker wait.
+
+Frames are a 4-byte big-endian length and a pickle of one message:
+`("capture", Capture)` or `("stats", worker_id, state, Snapshot)`. Only the
+supervisor's own child processes can reach the socket (it lives in a private
+0700 directory), so the agent trusts what it unpickles.
+
+The worker side (`ChannelClient`) writes through an asyncio transport: when
+more than `max_buffer` bytes wait unsent (the agent is slow, stopped or being
+replaced), a capture is dropped and counted instead, and a lost connection is
+retried in the background. Counters travel as cumulative snapshots, so the
+agent's totals stay exact whatever is dropped; only scoring loses captures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any, cast
+
+from genai_sre.events import Capture
+from genai_sre.proxy.stats import ProxyStats, Snapshot
+
+__all__ = ["ChannelClient", "ChannelServer", "Intake"]
+
+logger = logging.getLogger(__name__)
+
+_LEN = struct.Struct(">I")
+MAX_FRAME = 64 << 20
+
+
+class Intake:
+    """What the agent does with each message (the in-process sidecar calls it directly)."""
+
+    def __init__(
+        self,
+        on_capture: Callable[[Capture], bool],
+        on_stats: Callable[[str, str, Snapshot], None],
+    ) -> None:
+        self.on_capture = on_capture
+        self.on_stats = on_stats
+
+    def handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "capture":
+            self.on_capture(message[1])
+        elif kind == "stats":
+            self.on_stats(message[1], message[2], message[3])
+
+
+class _ClientProtocol(asyncio.Protocol):
+    def __init__(self, client: ChannelClient) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:  # the agent never writes
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client._lost(self)
+
+
+class ChannelClient:
+    """The worker's end: `offer()` never blocks; `send_stats()` ships the cumulative counters."""
+
+    def __init__(self, path: str, worker_id: str, stats: ProxyStats, max_buffer: int = 32 << 20) -> None:
+        self.path = path
+        self.worker_id = worker_id
+        self.stats = stats
+        self.max_buffer = max_buffer
+        self._proto: _ClientProtocol | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        return self._proto is not None and self._proto.transport is not None
+
+    def start(self) -> None:
+        self._reconnect()
+
+    def _reconnect(self) -> None:
+        if self._closed or (self._connecting is not None and not self._connecting.done()):
+            return
+        self._connecting = asyncio.get_running_loop().create_task(self._connect(), name="genai-sre-channel")
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = 0.05
+        while not self._closed:
+            try:
+                _, proto = await loop.create_unix_connection(lambda: _ClientProtocol(self), self.path)
+                self._proto = proto
+                return
+            except OSError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def _lost(self, proto: _ClientProtocol) -> None:
+        if self._proto is proto:
+            self._proto = None
+        self._reconnect()
+
+    def _write(self, message: tuple[Any, ...]) -> bool:
+        proto = self._proto
+        transport = proto.transport if proto is not None else None
+        if transport is None or transport.is_closing():
+            return False
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        transport.writelines((_LEN.pack(len(data)), data))
+        return True
+
+    def offer(self, capture: Capture) -> bool:
+        proto = self._proto
+        transport = proto.transport if proto is not None else None
+        if transport is None:
+            self.stats.inc("genai_sre_proxy_captures_dropped", ("agent_unavailable",))
+            return False
+        if transport.get_write_buffer_size() > self.max_buffer:
+            self.stats.inc("genai_sre_proxy_captures_dropped", ("channel_full",))
+            return False
+        return self._write(("capture", capture))
+
+    def send_stats(self, state: str) -> bool:
+        """Counters get through unless the agent has stopped reading (they are cumulative: the next one will)."""
+        proto = self._proto
+        transport = proto.transport if proto is not None else None
+        if transport is None or transport.get_write_buffer_size() > 2 * self.max_buffer:
+            return False
+        return self._write(("stats", self.worker_id, state, self.stats.snapshot()))
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+        proto = self._proto
+        if proto is not None and proto.transport is not None:
+            transport = proto.transport
+            for _ in range(100):  # let what is buffered reach the agent (up to a second)
+                if transport.get_write_buffer_size() == 0:
+                    break
+                await asyncio.sleep(0.01)
+            transport.close()
+
+
+class _ServerProtocol(asyncio.Protocol):
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+        self.buf = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        buf = self.buf
+        pos = 0
+        while len(buf) - pos >= 4:
+            (n,) = _LEN.unpack_from(buf, pos)
+            if n > MAX_FRAME:
+                logger.error("channel frame of %d bytes refused; closing the connection", n)
+                self.buf = bytearray()
+                return
+            if len(buf) - pos - 4 < n:
+                break
+            frame = bytes(buf[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+            try:
+                self.intake.handle(pickle.loads(frame))
+            except Exception:  # isolation boundary: one bad message must not stop the intake
+                logger.exception("channel message could not be handled")
+        if pos:
+            del buf[:pos]
+
+
+class ChannelServer:
+    """The agent's end: accept worker connections on an inherited listening Unix socket."""
+
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _ServerProtocol(self.intake), sock=sock)
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
