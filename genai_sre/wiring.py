@@ -19,7 +19,7 @@ from genai_sre.config import Config
 from genai_sre.events import Alert, Evaluation
 from genai_sre.storage.samples import SampleStore
 
-__all__ = ["check_files", "wire"]
+__all__ = ["check_files", "wire", "wire_usage"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class _EvaluationFeed:
 async def wire(sidecar: Sidecar) -> None:
     """Attach the stages the config enables. Called before `sidecar.start()`."""
     config = sidecar.config
+    wire_usage(sidecar)
     stored = sidecar.metrics.counter("genai_sre_stored_samples")
     store = SampleStore(sidecar.data_dir, config.storage, on_stored=stored.inc)
     sidecar.sinks.append(store)
@@ -70,6 +71,15 @@ async def wire(sidecar: Sidecar) -> None:
     sidecar.postmortem_evidence = evidence
     _wire_otlp(sidecar)
     _wire_probes(sidecar)
+
+
+def wire_usage(sidecar: Sidecar) -> None:
+    """Token usage, spend and client-call metrics per model, tenant and app; opt-in token estimates."""
+    from genai_sre.telemetry.pricing import load_prices
+    from genai_sre.telemetry.usage import UsageMetrics
+
+    sidecar.parser.estimate_tokens = sidecar.config.telemetry.estimate_tokens
+    sidecar.sinks.append(UsageMetrics(sidecar.metrics, sidecar.proxy.model_label, load_prices(sidecar.config)))
 
 
 def _wire_slos(sidecar: Sidecar, router: Any) -> None:

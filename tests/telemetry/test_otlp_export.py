@@ -17,6 +17,7 @@ from genai_sre.app import Sidecar
 from genai_sre.config import Config, DetectorConfig, OTLPConfig, TelemetryConfig
 from genai_sre.mock.scenario import Latency, Phase, Scenario
 from genai_sre.telemetry.otlp import OTLPExporter, build_otlp
+from genai_sre.wiring import wire_usage
 from tests.harness import Stack, free_port, stack
 from tests.telemetry.receiver import Receiver, attrs, receiver
 
@@ -56,6 +57,7 @@ def otlp_stack(
         )
 
     async def wire(sc: Sidecar) -> None:
+        wire_usage(sc)  # token usage and the client metrics, as genai_sre.wiring attaches them
         exporter = build_otlp(sc.config, sc.metrics, env=env)
         assert exporter is not None
         sc.sinks.append(exporter)  # the wiring genai_sre.wiring does
