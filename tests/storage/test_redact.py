@@ -54,7 +54,9 @@ def test_bad_redaction_config_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="empty string"):
         Redactor(RedactionConfig(patterns=(RedactionPattern("everything", ".*"),)))
     path = tmp_path / "sidecar.yaml"
-    path.write_text("storage:\n  redaction:\n    disable: [email]\n    patterns:\n      - {name: order, pattern: 'ORD-\\d+'}\n")
+    path.write_text(
+        "storage:\n  redaction:\n    disable: [email]\n    patterns:\n      - {name: order, pattern: 'ORD-\\d+'}\n"
+    )
     cfg = load_config(path)
     assert cfg.storage.redaction.disable == ("email",)
     assert Redactor(cfg.storage.redaction)("ORD-77 from a@b.io") == "[REDACTED] from a@b.io"

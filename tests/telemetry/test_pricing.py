@@ -36,7 +36,8 @@ def test_cost_splits_cache_and_reasoning_tokens() -> None:
     price = ModelPrice(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75, reasoning=20.0)
     table = PriceTable({"m": price})
     usage = Usage(
-        input_tokens=10_000, output_tokens=2_000, cache_read_tokens=6_000, cache_write_tokens=1_000, reasoning_tokens=500
+        input_tokens=10_000, output_tokens=2_000, cache_read_tokens=6_000, cache_write_tokens=1_000,
+        reasoning_tokens=500,
     )
     expected = (3_000 * 3.0 + 6_000 * 0.3 + 1_000 * 3.75 + 1_500 * 15.0 + 500 * 20.0) / 1e6
     assert table.cost("m", usage) == pytest.approx(expected)

@@ -68,8 +68,8 @@ def test_unpriced_missing_estimated_supplement_and_probe() -> None:
     who = {"model": "gpt-4o", "tenant": "acme", "app": "shop"}
     assert get("genai_sre_tokens_total", {**who, "token_type": "input", "source": "estimated"}) == 100
     assert get("genai_sre_cost_usd_total", {**who, "source": "estimated"}) == pytest.approx(350 / 1e6)
-    assert get("gen_ai_client_token_usage_count", {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai",
-                                                   "gen_ai_request_model": "gpt-4o", "gen_ai_token_type": "input"}) is None
+    op = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
+    assert get("gen_ai_client_token_usage_count", {**op, "gen_ai_token_type": "input"}) is None
     # a supplement's exchange was counted already; a probe is the sidecar's own spending
     sink.consume(Evaluation(_exchange(usage=Usage(100, 10)), supplement=True))
     assert get("genai_sre_tokens_total", {**who, "token_type": "input", "source": "usage"}) is None
