@@ -19,7 +19,7 @@ from genai_sre.config import Config
 from genai_sre.events import Alert, Evaluation
 from genai_sre.storage.samples import SampleStore
 
-__all__ = ["check_files", "wire", "wire_usage"]
+__all__ = ["check_files", "page_severities", "wire", "wire_usage"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ async def wire(sidecar: Sidecar) -> None:
     from genai_sre.incidents.stack import build_alerting
 
     evidence = _Evidence(store)
-    stack = build_alerting(config, clock=sidecar.wall, metrics=sidecar.metrics, evidence=evidence)
+    stack = build_alerting(
+        config, clock=sidecar.wall, metrics=sidecar.metrics, evidence=evidence, open_on=page_severities(config)
+    )
     sidecar.admin_routes.extend(stack.routes)
     sidecar.alerting = stack
     await stack.start()
@@ -71,6 +73,15 @@ async def wire(sidecar: Sidecar) -> None:
     sidecar.postmortem_evidence = evidence
     _wire_otlp(sidecar)
     _wire_probes(sidecar)
+
+
+def page_severities(config: Config) -> tuple[str, ...]:
+    """The `severity` values that open incidents: the SLO file's page tier (`severities.page`, default `page`)."""
+    if not config.slo.file:
+        return ("page",)
+    from genai_sre.slo.spec import load_slos
+
+    return (load_slos(config.resolve(config.slo.file)).severities.page,)
 
 
 def wire_usage(sidecar: Sidecar) -> None:

@@ -10,7 +10,7 @@ The router is built whenever `alerting.file` is set; with
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -53,11 +53,13 @@ def build_alerting(
     metrics: Metrics | None = None,
     environ: Mapping[str, str] | None = None,
     evidence: EvidenceSource | None = None,
+    open_on: Sequence[str] = ("page",),
 ) -> AlertingStack:
+    """`open_on`: the `severity` label values that open incidents (the SLO file's `severities.page`)."""
     data_dir = config.resolve(config.storage.data_dir)
     service = None
     if config.incidents.role == "primary":
-        service = IncidentService(IncidentStore.open(data_dir), clock, metrics)
+        service = IncidentService(IncidentStore.open(data_dir), clock, metrics, open_on=open_on)
     router = None
     if config.alerting.file:
         router = AlertRouter.from_config(
