@@ -10,7 +10,17 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
 from grafana_foundation_sdk.models import dashboard as dm
 
-from genai_sre.dashboards.panels import RATE, Grid, links, metric, query, query_variable, stat_panel, timeseries_panel
+from genai_sre.dashboards.panels import (
+    RATE,
+    Grid,
+    datasource_variable,
+    links,
+    metric,
+    query,
+    query_variable,
+    stat_panel,
+    timeseries_panel,
+)
 
 __all__ = ["UID", "build", "percentiles"]
 
@@ -56,6 +66,7 @@ def build() -> dm.Dashboard:
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
         .link(links())
+        .with_variable(datasource_variable())
         .with_variable(query_variable("route", "Route", f"{requests}, route"))
         .with_variable(query_variable("model", "Model", f"{requests}, model"))
     )
