@@ -10,15 +10,17 @@ header look-ups, two set look-ups), so the request path can call it too.
 `UserId` turns the end user a client names (OpenAI `user` /
 `safety_identifier`, Anthropic `metadata.user_id`) into the span attribute
 `user.id`: an HMAC-SHA256 of the value keyed with the secret in
-`telemetry.user_id_key_env` (hashed without a key when that variable is unset,
-which a dictionary attack can reverse), or nothing when `telemetry.user_id` is
-`omit`. User ids never become metric labels.
+`telemetry.user_id_key_env`, or nothing when `telemetry.user_id` is `omit` or
+that variable is unset (an unkeyed hash of an e-mail address is reversed by
+hashing guesses, so no key means no `user.id`; a warning says so at start).
+User ids never become metric labels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import Mapping
 
@@ -27,6 +29,8 @@ from genai_sre.events import Exchange
 from genai_sre.proxy.routes import BoundedLabel
 
 __all__ = ["NONE", "PROBE_APP", "PROBE_TENANT", "AttributionLabels", "UserId", "attribution_of"]
+
+logger = logging.getLogger(__name__)
 
 NONE = "none"
 # the sidecar's own requests (counterfactual probes, self-consistency re-asks) are its own spending
@@ -57,15 +61,21 @@ def attribution_of(ex: Exchange) -> tuple[str, str]:
 class UserId:
     """`user.id` for spans: a keyed hash of the end user, or None when omitted by config."""
 
-    def __init__(self, mode: str = "hashed", key: bytes | None = None) -> None:
+    def __init__(self, mode: str = "hashed", key: bytes = b"") -> None:
         self.mode = mode
-        self._key = key or b""
+        self._key = key
 
     @classmethod
     def from_config(cls, telemetry: TelemetryConfig, environ: Mapping[str, str] | None = None) -> UserId:
         env = os.environ if environ is None else environ
         key = env.get(telemetry.user_id_key_env, "") if telemetry.user_id_key_env else ""
-        return cls(telemetry.user_id, key.encode() or None)
+        if telemetry.user_id == "hashed" and not key:
+            logger.warning(
+                "user.id is left out of spans: set %s to a secret key to export it as a keyed hash",
+                telemetry.user_id_key_env or "telemetry.user_id_key_env",
+            )
+            return cls("omit")
+        return cls(telemetry.user_id, key.encode())
 
     def __call__(self, user: str | None) -> str | None:
         if not user or self.mode == "omit":

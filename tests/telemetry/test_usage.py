@@ -93,7 +93,8 @@ def test_user_id_is_a_keyed_hash_or_omitted() -> None:
     value = keyed("alice@example.com")
     assert value and len(value) == 32 and "alice" not in value and value != other("alice@example.com")
     assert keyed("alice@example.com") == value and keyed(None) is None
-    assert UserId.from_config(TelemetryConfig(user_id="omit"), {})("alice") is None
+    assert UserId.from_config(TelemetryConfig(user_id="omit"), {"GENAI_SRE_USER_ID_KEY": "k1"})("alice") is None
+    assert UserId.from_config(TelemetryConfig(), {})("alice") is None  # no key, no reversible hash
 
 
 def test_cost_and_tenant_metrics_through_the_sidecar() -> None:
