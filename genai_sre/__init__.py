@@ -23,6 +23,7 @@ from genai_sre.events import (
     TraceIds,
     Usage,
 )
+from genai_sre.proxy.probes import PROBE_HEADER, probe_headers
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ __all__ = [
     "GenAISREError",
     "Incident",
     "Message",
+    "PROBE_HEADER",
     "PluginLoadError",
     "Span",
     "StorageError",
@@ -51,4 +53,5 @@ __all__ = [
     "TraceIds",
     "Usage",
     "__version__",
+    "probe_headers",
 ]

@@ -1,11 +1,15 @@
-"""The admin port: `/metrics`, `/healthz`, `/readyz`, and the admin API mounted by other stages."""
+"""The admin port: `/metrics`, `/healthz`, `/readyz`, and the admin API mounted by other stages.
+
+`/readyz` means one thing: this sidecar can forward traffic (listening and not
+draining). A monitoring problem (a DNS blip for the upstream, a stalled
+pipeline, a full queue) must not take the application's pod out of its
+Service, so it is reported on `/healthz` (detail) and in metrics instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
+from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -15,32 +19,24 @@ __all__ = ["build_admin_app"]
 
 def build_admin_app(
     registry: CollectorRegistry,
-    upstream_urls: Sequence[str],
-    pipeline_running: Callable[[], bool],
+    ready: Callable[[], bool],
+    health: Callable[[], Mapping[str, object]] = dict,
+    refresh: Callable[[], None] | None = None,
     extra_routes: Sequence[web.RouteDef] = (),
 ) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
+        if refresh is not None:
+            refresh()  # on the event loop: the proxy's counters as of now
         body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", **health()})
 
     async def readyz(_: web.Request) -> web.Response:
-        problems: list[str] = []
-        if not pipeline_running():
-            problems.append("pipeline not running")
-        loop = asyncio.get_running_loop()
-        for url in upstream_urls:
-            host = urlsplit(url).hostname or ""
-            try:
-                await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), 2.0)
-            except (TimeoutError, OSError):
-                problems.append(f"upstream host {host!r} does not resolve")
-        status = 200 if not problems else 503
-        return web.json_response(
-            {"status": "ready" if not problems else "not ready", "problems": problems}, status=status
-        )
+        if ready():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "not ready", "problems": ["not accepting traffic (draining)"]}, status=503)
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)

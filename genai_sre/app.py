@@ -9,7 +9,6 @@ period, drains the pipeline and closes everything.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -31,9 +30,14 @@ from genai_sre.pipeline.queue import CaptureQueue
 from genai_sre.pipeline.worker import EvaluationSink, Pipeline
 from genai_sre.plugins import build
 from genai_sre.providers import ExchangeParser
-from genai_sre.proxy.server import InlineSLI, ProxyHandler
+from genai_sre.proxy.forward import Forwarder
+from genai_sre.proxy.intake import ProxyIntake
+from genai_sre.proxy.listener import ProxyServer
+from genai_sre.proxy.probes import probe_token
+from genai_sre.proxy.stats import ProxyStats
 from genai_sre.telemetry.metrics import Metrics
 from genai_sre.telemetry.prometheus import EvaluationMetrics
+from genai_sre.telemetry.proxy_collector import ProxyCollector
 
 if TYPE_CHECKING:
     from genai_sre.incidents.stack import AlertingStack
@@ -95,13 +99,12 @@ class Sidecar:
             config.pipeline.queue_max_bytes,
             size=lambda c: len(c.request_body) + len(c.response_body),
         )
-        self.parser = ExchangeParser(config.upstreams, config.labels)
+        self.parser = ExchangeParser(config.upstreams, config.labels, capture_limit=config.proxy.capture_limit_bytes)
         self.runner = DetectorRunner(
             build_detector_slots(config, self.metrics, wall, emit=lambda ev: self.pipeline.supplement(ev)),
             self.metrics,
             log_interval_s=config.pipeline.failure_log_interval_s,
         )
-        self.sli: InlineSLI | None = None
         self.pipeline = Pipeline(
             self.queue,
             self.parser.parse,
@@ -110,14 +113,16 @@ class Sidecar:
             self.metrics,
             batch_size=config.pipeline.batch_size,
             cpu_budget=config.pipeline.cpu_budget,
-            busy=lambda: self.proxy.in_flight >= config.pipeline.busy_in_flight,
+            busy=lambda: self.forwarder.in_flight >= config.pipeline.busy_in_flight,
             cpu_budget_under_load=config.pipeline.cpu_budget_under_load,
         )
-        self.proxy = ProxyHandler(config, self.metrics, self.pipeline.offer, wall=wall)
-        self.sinks.append(EvaluationMetrics(self.metrics, self.proxy.model_label))
+        self.stats = ProxyStats()
+        self.intake = ProxyIntake()
+        self.registry.register(ProxyCollector(self.intake.merged))
+        self.forwarder = Forwarder(config, self.stats, self.pipeline.offer, probe_token=probe_token(), wall=wall)
+        self.proxy = ProxyServer(config.proxy, self.forwarder.handle, self.forwarder.refused, self.forwarder.sweep)
+        self.sinks.append(EvaluationMetrics(self.metrics))
         self.admin_routes: list[web.RouteDef] = []
-        self._proxy_server: web.Server | None = None
-        self._listener: asyncio.AbstractServer | None = None
         self._admin_runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []
         self._close_hooks: list[Callable[[], object]] = []
@@ -140,21 +145,41 @@ class Sidecar:
     def data_dir(self) -> Path:
         return self.config.resolve(self.config.storage.data_dir)
 
+    def refresh_stats(self) -> None:
+        """Hand the proxy's counters to the agent side now (on the event loop; also every 0.25 s)."""
+        self.intake.update("local", self.stats.snapshot())
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                self.refresh_stats()
+            except Exception:  # isolation boundary: the feed must survive a bad turn
+                logger.exception("proxy statistics update failed")
+
+    def health(self) -> dict[str, object]:
+        """Monitoring health, for `/healthz` (never used for readiness)."""
+        return {
+            "pipeline": "running" if self.pipeline.running else "stopped",
+            "queue_depth": len(self.queue),
+            "upstreams": {
+                name: {"dns": "ok" if pool.resolver.last_error is None else pool.resolver.last_error}
+                for name, pool in self.forwarder.pools.items()
+            },
+        }
+
     async def start(self) -> None:
-        self.proxy.sli = self.sli
-        await self.proxy.start()
+        await self.forwarder.start()
         self.pipeline.start(self.config.pipeline.workers)
-        loop = asyncio.get_running_loop()
-        self._proxy_server = web.Server(self.proxy, access_log=None)
-        self._listener = await loop.create_server(
-            self._proxy_server, self.config.proxy.host, self.config.proxy.port, reuse_address=True, backlog=1024
-        )
-        self.proxy_port = self._listener.sockets[0].getsockname()[1]
+        await self.proxy.start()
+        self.proxy_port = self.proxy.port
+        self.spawn(self._stats_loop(), "genai-sre-proxy-stats")
         admin = build_admin_app(
             self.registry,
-            [u.url for u in self.config.upstreams],
-            lambda: self.pipeline.running,
-            self.admin_routes,
+            ready=lambda: self.proxy.ready,
+            health=self.health,
+            refresh=self.refresh_stats,
+            extra_routes=self.admin_routes,
         )
         self._admin_runner = web.AppRunner(admin, access_log=None)
         await self._admin_runner.setup()
@@ -180,22 +205,22 @@ class Sidecar:
         """Run a background job (SLO evaluation, probes, ...) for the sidecar's lifetime."""
         self._background.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
 
-    async def stop(self, grace_s: float | None = None) -> None:
+    async def stop(self, grace_s: float | None = None, drain_s: float = 0.0) -> None:
+        """Drain (readiness off, still serving) for `drain_s`, stop listening, let open requests finish."""
         grace = self.config.proxy.shutdown_grace_s if grace_s is None else grace_s
-        if self._listener is not None:
-            self._listener.close()  # stop accepting
-        if self._proxy_server is not None:
-            self._proxy_server.pre_shutdown()  # idle keep-alive connections close now
-            await self._proxy_server.shutdown(grace)  # open streams finish, up to the grace period
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+        self.proxy.drain()
+        if drain_s > 0:
+            await asyncio.sleep(drain_s)
+        await self.proxy.close(grace)
+        await asyncio.sleep(0)  # bookkeeping of the last requests runs on the next loop turn
+        self.refresh_stats()
         await self.pipeline.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        self.refresh_stats()
         await self.runner.aclose()
-        await self.proxy.aclose()
+        await self.forwarder.aclose()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
         for hook in reversed(self._close_hooks):
@@ -207,7 +232,7 @@ class Sidecar:
                 logger.exception("close hook %r failed", hook)
 
     async def run_until_signal(self) -> None:
-        """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+        """Serve until SIGTERM or SIGINT, then drain and shut down gracefully."""
         await self.start()
         # Everything loaded so far (models, vocabularies, libraries) lives as long as the process:
         # keep it out of the garbage collector's full passes, which would otherwise pause forwarding.
@@ -217,5 +242,8 @@ class Sidecar:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        logger.info("shutting down", extra={"grace_s": self.config.proxy.shutdown_grace_s})
-        await self.stop()
+        logger.info(
+            "shutting down",
+            extra={"drain_s": self.config.proxy.drain_s, "grace_s": self.config.proxy.shutdown_grace_s},
+        )
+        await self.stop(drain_s=self.config.proxy.drain_s)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from genai_sre.errors import ConfigError
-from genai_sre.schema import build, load_document, read_document
+from genai_sre.schema import Range, build, load_document, read_document
 
 __all__ = [
     "AdminConfig",
@@ -42,6 +42,13 @@ __all__ = [
 
 Provider = Literal["auto", "openai", "azure", "anthropic", "vllm", "llamacpp"]
 
+# Numeric keys and their ranges (checked by `check-config` and at start, with file:line: key).
+Port = Annotated[int, Range(0, 65535)]  # 0: any free port
+Seconds = Annotated[float, Range(above=0, max=30 * 86400)]
+Bytes = Annotated[int, Range(1, 1 << 40)]
+Share = Annotated[float, Range(0, 1)]
+Count = Annotated[int, Range(1, 1_000_000_000)]
+
 
 @dataclass(frozen=True)
 class UpstreamConfig:
@@ -50,12 +57,13 @@ class UpstreamConfig:
     provider: Provider = "auto"
     path_prefixes: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 300.0
-    total_timeout_s: float | None = None
+    connect_timeout_s: Seconds = 5.0
+    read_timeout_s: Seconds = 300.0
+    total_timeout_s: Seconds | None = None
     ca_bundle: str | None = None
     verify_tls: bool = True
-    max_connections: int = 1000
+    max_connections: Annotated[int, Range(1, 100_000)] = 1000
+    idle_timeout_s: Seconds = 15.0  # keep-alive connections to the upstream unused this long are closed
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -71,7 +79,7 @@ class GuardConfig:
     """Opt-in guard mode: score non-streaming answers before they reach the client."""
 
     enabled: bool = False
-    routes: Mapping[str, float] = field(default_factory=dict)  # route -> risk threshold
+    routes: Mapping[str, Annotated[float, Range(0, 1)]] = field(default_factory=dict)  # route -> risk threshold
     action: Literal["header", "refuse"] = "header"
     scorer: str = "detectors.hallucination.guard:score_text"
     refusal_message: str = "I can't give a reliable answer to that from the information provided."
@@ -80,10 +88,16 @@ class GuardConfig:
 @dataclass(frozen=True)
 class ProxyConfig:
     host: str = "127.0.0.1"
-    port: int = 8788
-    max_body_bytes: int = 10 * 1024 * 1024
-    capture_limit_bytes: int = 1024 * 1024
-    shutdown_grace_s: float = 30.0
+    port: Port = 8788
+    max_body_bytes: Bytes = 10 * 1024 * 1024
+    capture_limit_bytes: Bytes = 1024 * 1024
+    max_header_bytes: Annotated[int, Range(1024, 1 << 20)] = 64 * 1024
+    max_target_bytes: Annotated[int, Range(256, 1 << 20)] = 16 * 1024
+    header_timeout_s: Annotated[float, Range(above=0, max=300)] = 15.0
+    body_timeout_s: Annotated[float, Range(above=0, max=3600)] = 30.0
+    keepalive_timeout_s: Annotated[float, Range(above=0, max=3600)] = 75.0
+    drain_s: Annotated[float, Range(0, 3600)] = 5.0
+    shutdown_grace_s: Annotated[float, Range(0, 3600)] = 30.0
     request_id_header: str = "x-request-id"
     guard: GuardConfig = field(default_factory=GuardConfig)
 
@@ -91,7 +105,7 @@ class ProxyConfig:
 @dataclass(frozen=True)
 class AdminConfig:
     host: str = "127.0.0.1"
-    port: int = 9464
+    port: Port = 9464
     token_env: str = "GENAI_SRE_ADMIN_TOKEN"
     read_token_env: str = "GENAI_SRE_ADMIN_READ_TOKEN"
 
@@ -113,7 +127,7 @@ class LabelsConfig:
     conversation_header: str = "x-conversation-id"
     tenants: tuple[str, ...] = ()
     apps: tuple[str, ...] = ()
-    max_values: int = 20  # without an allow-list: the first N distinct tenants (apps) seen are kept, then `other`
+    max_values: Annotated[int, Range(1, 1000)] = 20  # label values per attribute without an allow-list
     group_headers: Mapping[str, str] = field(default_factory=dict)
     group_metadata: tuple[str, ...] = ()
     group_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -122,15 +136,15 @@ class LabelsConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    queue_size: int = 10000
-    queue_max_bytes: int = 256 * 1024 * 1024
-    workers: int = 1
-    cpu_budget: float = 0.5
-    cpu_budget_under_load: float = 0.1
-    busy_in_flight: int = 16
-    detector_timeout_s: float = 5.0
-    failure_log_interval_s: float = 60.0
-    batch_size: int = 32
+    queue_size: Count = 10000
+    queue_max_bytes: Bytes = 256 * 1024 * 1024
+    workers: Annotated[int, Range(1, 64)] = 1
+    cpu_budget: Annotated[float, Range(above=0, max=64)] = 0.5
+    cpu_budget_under_load: Annotated[float, Range(above=0, max=64)] = 0.1
+    busy_in_flight: Count = 16
+    detector_timeout_s: Seconds = 5.0
+    failure_log_interval_s: Seconds = 60.0
+    batch_size: Annotated[int, Range(1, 10_000)] = 32
 
 
 @dataclass(frozen=True)
@@ -138,9 +152,9 @@ class DetectorConfig:
     name: str
     type: str
     options: Mapping[str, Any] = field(default_factory=dict)
-    sample_rate: float = 1.0
-    timeout_s: float | None = None
-    cpu_budget: float | None = None
+    sample_rate: Share = 1.0
+    timeout_s: Seconds | None = None
+    cpu_budget: Annotated[float, Range(above=0, max=64)] | None = None
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -167,9 +181,9 @@ class RedactionConfig:
 class StorageConfig:
     data_dir: str = ".genai-sre"
     store_samples: bool = False
-    sample_rate: float = 0.1
-    retention_days: float = 7.0
-    max_samples: int = 100000
+    sample_rate: Share = 0.1
+    retention_days: Annotated[float, Range(above=0, max=3650)] = 7.0
+    max_samples: Count = 100000
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
 
 
@@ -177,8 +191,8 @@ class StorageConfig:
 class SLOSettings:
     file: str | None = "slos.yaml"
     evaluate: Literal["inprocess", "prometheus"] = "inprocess"
-    snapshot_interval_s: float = 10.0
-    evaluation_interval_s: float = 15.0
+    snapshot_interval_s: Annotated[float, Range(above=0, max=3600)] = 10.0
+    evaluation_interval_s: Annotated[float, Range(above=0, max=3600)] = 15.0
 
 
 @dataclass(frozen=True)
@@ -200,7 +214,7 @@ class OTLPConfig:
     service_name: str | None = None
     capture_content: bool = False
     export_metrics: bool = True
-    max_queue_size: int = 2048
+    max_queue_size: Count = 2048
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ __all__ = [
     "Usage",
 ]
 
-TransportError = Literal["timeout", "connect", "cut", "client_disconnect", "too_large", "bad_request"]
+TransportError = Literal["timeout", "connect", "cut", "bad_response", "client_disconnect", "too_large", "bad_request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,7 @@ class Capture:
     error: TransportError | None = None
     probe: bool = False
     trace: TraceIds | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # bounded labels the proxy chose: model, tenant, app
 
     @property
     def ok(self) -> bool:

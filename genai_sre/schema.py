@@ -14,6 +14,7 @@ read.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -26,13 +27,39 @@ import yaml
 
 from genai_sre.errors import ConfigError
 
-__all__ = ["Document", "build", "load_document", "load_file", "read_document", "substitute"]
+__all__ = ["Document", "Range", "build", "load_document", "load_file", "read_document", "substitute"]
 
 T = TypeVar("T")
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Path_ = tuple[str | int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed interval of a numeric key: `Annotated[float, Range(0, 60)]` (bounds inclusive).
+
+    `above` makes the lower bound exclusive (`Range(above=0)`: strictly positive). Every number
+    read from a file must also be finite: NaN and infinities are refused everywhere.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+
+    def check(self, value: float) -> str | None:
+        if self.above is not None and not value > self.above:
+            return f"must be greater than {_num(self.above)}, got {_num(value)}"
+        if self.min is not None and value < self.min:
+            return f"must be at least {_num(self.min)}, got {_num(value)}"
+        if self.max is not None and value > self.max:
+            return f"must be at most {_num(self.max)}, got {_num(value)}"
+        return None
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
 
 
 def substitute(text: str, environ: Mapping[str, str] | None = None) -> str:
@@ -107,7 +134,12 @@ def load_document(text: str, source: str = "<string>", environ: Mapping[str, str
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        context = getattr(exc, "context", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        detail = f"{problem} ({context})" if context else problem
+        raise ConfigError(f"{where}: not valid YAML: {detail}") from None
     lines: dict[Path_, int] = {}
     data = {} if root is None else _walk(root, (), lines, environ, source)
     return Document(data=data, source=source, lines=lines)
@@ -145,6 +177,15 @@ def _convert(tp: Any, value: Any, doc: Document, path: Path_) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if origin is typing.Annotated:
+        base, *extras = get_args(tp)
+        out = _convert(base, value, doc, path)
+        for extra in extras:
+            if isinstance(extra, Range) and isinstance(out, (int, float)):
+                problem = extra.check(out)
+                if problem:
+                    raise _fail(doc, path, problem)
+        return out
     if origin in (Union, types.UnionType):
         args = get_args(tp)
         if value is None and type(None) in args:
@@ -199,14 +240,19 @@ def _convert(tp: Any, value: Any, doc: Document, path: Path_) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise _fail(doc, path, f"must be a number, got {value!r}")
+        number: float | None = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise _fail(doc, path, f"must be a number, got {value!r}")
+        if number is None:
+            raise _fail(doc, path, f"must be a number, got {value!r}")
+        if not math.isfinite(number):
+            raise _fail(doc, path, f"must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise _fail(doc, path, f"must be a string, got {type(value).__name__ if value is not None else 'nothing'}")
@@ -219,7 +265,7 @@ def _dataclass(cls: type, value: Any, doc: Document, path: Path_) -> Any:
         value = {}
     if not isinstance(value, dict):
         raise _fail(doc, path, f"must be a mapping, got {type(value).__name__}")
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(value) - set(fields))
     if unknown:

@@ -53,7 +53,13 @@ async def wire(sidecar: Sidecar) -> None:
     config = sidecar.config
     wire_usage(sidecar)
     stored = sidecar.metrics.counter("genai_sre_stored_samples")
-    store = SampleStore(sidecar.data_dir, config.storage, on_stored=stored.inc)
+    dropped = sidecar.metrics.counter("genai_sre_evidence_dropped")
+    store = SampleStore(
+        sidecar.data_dir,
+        config.storage,
+        on_stored=stored.inc,
+        on_dropped=lambda reason, n: dropped.labels(reason).inc(n),
+    )
     sidecar.sinks.append(store)
     sidecar.on_close(store.close)
     sidecar.evidence = store
@@ -86,11 +92,14 @@ def page_severities(config: Config) -> tuple[str, ...]:
 
 def wire_usage(sidecar: Sidecar) -> None:
     """Token usage, spend and client-call metrics per model, tenant and app; opt-in token estimates."""
+    from genai_sre.proxy.routes import BoundedLabel
     from genai_sre.telemetry.pricing import load_prices
     from genai_sre.telemetry.usage import UsageMetrics
 
     sidecar.parser.estimate_tokens = sidecar.config.telemetry.estimate_tokens
-    sidecar.sinks.append(UsageMetrics(sidecar.metrics, sidecar.proxy.model_label, load_prices(sidecar.config)))
+    labels = sidecar.config.labels
+    model_label = BoundedLabel(labels.models, cap=labels.max_values)  # exchanges without the proxy's model label
+    sidecar.sinks.append(UsageMetrics(sidecar.metrics, load_prices(sidecar.config), model_label))
 
 
 def _wire_slos(sidecar: Sidecar, router: Any) -> None:
@@ -129,11 +138,12 @@ def _wire_slos(sidecar: Sidecar, router: Any) -> None:
         (child if child is not None else events.labels(slo, "good" if ok else "bad")).inc()
 
     recorder = SLIRecorder(slos, emit, engine, clock=sidecar.wall)
-    sidecar.sli = recorder
+    sidecar.intake.on_outcomes = recorder.on_request
     sidecar.sinks.append(_EvaluationFeed(recorder))
     sidecar.slo_engine = engine
 
     async def evaluate_now() -> None:
+        sidecar.refresh_stats()  # availability events up to now
         recorder.flush()
         for alert in engine.evaluate():
             alert = _with_evidence(alert, recorder.evidence(alert.labels.get("slo", "")))

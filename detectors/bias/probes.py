@@ -32,13 +32,13 @@ from detectors.bias.embedding import Embedder, load_embedder
 from detectors.bias.outcomes import OutcomeMeter
 from detectors.bias.probe_config import Counterfactual, ProbeConfig, ProbeTemplate, counterfactuals, load_probes
 from detectors.upstream import answer_text
+from genai_sre import probe_headers
 from genai_sre.telemetry.metrics import Metrics
 
-__all__ = ["PROBE_HEADER", "ProbeAnswer", "ProbeReport", "ProbeResult", "ProbeRunner"]
+__all__ = ["ProbeAnswer", "ProbeReport", "ProbeResult", "ProbeRunner"]
 
 logger = logging.getLogger(__name__)
 
-PROBE_HEADER = "x-genai-sre-probe"
 _DAY_S = 86400
 
 
@@ -167,7 +167,7 @@ class ProbeRunner:
 
     def _request(self, case: Counterfactual) -> tuple[dict[str, str], dict[str, Any]]:
         cfg = self.config
-        headers = {"content-type": "application/json", PROBE_HEADER: "1"}
+        headers = {"content-type": "application/json", **probe_headers()}
         key = self._environ.get(cfg.api_key_env) if cfg.api_key_env else None
         if cfg.api_format == "anthropic":
             if key:

@@ -42,6 +42,7 @@ import numpy as np
 
 from detectors.hallucination.grounding import grounding
 from detectors.upstream import answer_text
+from genai_sre import probe_headers
 from genai_sre.events import Exchange, Finding
 from genai_sre.telemetry.metrics import Metrics
 
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 FINDING_NAME = "hallucination_self_consistency"
 CONSISTENCY_METRICS = ("genai_sre_self_consistency_checks", "genai_sre_self_consistency_requests")
-PROBE_HEADER = "x-genai-sre-probe"  # the proxy marks requests with value "1" as probes (as detectors.bias.probes does)
 _DAY_S = 86400
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -224,7 +224,7 @@ class SelfConsistency:
     def _request(self, exchange: Exchange) -> tuple[str, dict[str, str], dict[str, Any]]:
         cfg = self.config
         assert cfg.url is not None
-        headers = {"content-type": "application/json", PROBE_HEADER: "1"}
+        headers = {"content-type": "application/json", **probe_headers()}
         key = self._environ.get(cfg.api_key_env) if cfg.api_key_env else None
         turns = [(m.role, m.content) for m in exchange.messages if m.content] or [("user", exchange.question)]
         body: dict[str, Any] = {"model": exchange.model, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature}

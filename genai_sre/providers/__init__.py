@@ -28,15 +28,24 @@ class ExchangeParser:
     """Turns a `Capture` into an `Exchange`, with bounded labels from configured headers and metadata."""
 
     def __init__(
-        self, upstreams: tuple[UpstreamConfig, ...], labels: LabelsConfig, *, estimate_tokens: bool = False
+        self,
+        upstreams: tuple[UpstreamConfig, ...],
+        labels: LabelsConfig,
+        capture_limit: int = 1024 * 1024,
+        *,
+        estimate_tokens: bool = False,
     ) -> None:
         self.upstreams = {u.name: u for u in upstreams}
         self.labels = labels
+        self.capture_limit = capture_limit
         # `telemetry.estimate_tokens`: count tokens offline when the upstream reports no usage (marked estimated)
         self.estimate_tokens = estimate_tokens
         self._tenant = BoundedLabel(labels.tenants, cap=labels.max_values)
         self._app = BoundedLabel(labels.apps, cap=labels.max_values)
-        self._groups = {attr: BoundedLabel(labels.group_values.get(attr, ()), cap=16) for attr in self._attributes()}
+        self._groups = {
+            attr: BoundedLabel(labels.group_values.get(attr, ()), cap=min(16, labels.max_values))
+            for attr in self._attributes()
+        }
 
     def _attributes(self) -> set[str]:
         return set(self.labels.group_headers) | set(self.labels.group_metadata) | set(self.labels.group_values)
@@ -55,7 +64,9 @@ class ExchangeParser:
         stream = req.stream or capture.response_headers.get("content-type", "").startswith("text/event-stream")
         resp = ResponseView()
         if capture.response_body and capture.status:
-            body = _decoded(capture.response_body, capture.response_headers.get("content-encoding", ""))
+            body = _decoded(
+                capture.response_body, capture.response_headers.get("content-encoding", ""), self.capture_limit
+            )
             resp = module.parse_response(capture.route, body, stream)
             if resp.error == "unparsable_response" and capture.response_truncated:
                 resp.error = None  # cut at the capture limit: the answer is unknown, not broken
@@ -100,7 +111,7 @@ class ExchangeParser:
             duration_s=duration,
             tpot_s=tpot,
             upstream_duration_s=upstream_duration,
-            labels=self._labels(capture.request_headers, req, capture.response_headers),
+            labels={**self._labels(capture.request_headers, req, capture.response_headers), **capture.labels},
             request_params=req.params,
             error=capture.error or resp.error,
             probe=capture.probe,
@@ -140,21 +151,21 @@ class ExchangeParser:
         out: dict[str, str] = {}
         tenant = headers.get(cfg.tenant_header.lower())
         if tenant:
-            out["tenant"] = self._tenant(tenant)
+            out["tenant"] = self._tenant.observe(tenant)
         app = headers.get(cfg.app_header.lower())
         if app:
-            out["app"] = self._app(app)
+            out["app"] = self._app.observe(app)
         version = headers.get(cfg.model_version_header.lower()) or response.get(cfg.model_version_header.lower())
         if version:
             out["model_version"] = version[:64]
         for attr, header in cfg.group_headers.items():
             value = headers.get(header.lower())
             if value:
-                out[f"group.{attr}"] = self._groups[attr](value.strip().lower())
+                out[f"group.{attr}"] = self._groups[attr].observe(value.strip().lower())
         for attr in cfg.group_metadata:
             value = req.metadata.get(attr)
             if value:
-                out[f"group.{attr}"] = self._groups[attr](value.strip().lower())
+                out[f"group.{attr}"] = self._groups[attr].observe(value.strip().lower())
         return out
 
 
@@ -191,18 +202,38 @@ def _address(up: UpstreamConfig | None) -> tuple[str | None, int | None]:
     return host, int(port) if port.isdigit() else default
 
 
-def _decoded(body: bytes, encoding: str) -> bytes:
-    """The captured body, decompressed when the upstream compressed it (a cut-off body gives what it can)."""
+def _decoded(body: bytes, encoding: str, limit: int) -> bytes:
+    """The captured body, decompressed when the upstream compressed it, never to more than `limit` bytes.
+
+    A cut-off body gives what it can; output past the limit is dropped (the body counts as truncated),
+    so a small compressed body that expands to gigabytes costs at most `limit` bytes of memory.
+    """
     enc = encoding.strip().lower()
     try:
         if enc in ("gzip", "x-gzip"):
-            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body)
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, limit)
         if enc == "deflate":
-            return zlib.decompressobj().decompress(body)
+            return zlib.decompressobj().decompress(body, limit)
         if enc == "br":
-            import brotli  # optional: present when aiohttp's speedups are installed
-
-            return bytes(brotli.decompress(body))
+            return _brotli(body, limit)
     except Exception:  # noqa: BLE001  # undecodable: parse what was captured
         return body
     return body
+
+
+def _brotli(body: bytes, limit: int) -> bytes:
+    try:
+        import brotli  # optional: present when aiohttp's speedups are installed
+    except ImportError:
+        return body
+    decompressor = brotli.Decompressor()
+    out = bytearray()
+    for start in range(0, len(body), 256):  # small pieces: one piece can only expand so far
+        if len(out) >= limit:
+            break
+        try:
+            piece = decompressor.process(body[start : start + 256], output_buffer_limit=limit - len(out))
+        except TypeError:  # an older brotli without output limits
+            piece = decompressor.process(body[start : start + 256])
+        out += piece[: limit - len(out)]
+    return bytes(out)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from genai_sre.config import UpstreamConfig
@@ -21,22 +22,77 @@ def extract_model(body: bytes) -> str | None:
 
 
 class BoundedLabel:
-    """Maps free values to a bounded set: an allow-list, or the first `cap` values seen; the rest are `other`."""
+    """Maps free values (models, tenants, groups) to a bounded set of label values; the rest are `other`.
 
-    def __init__(self, allowed: Sequence[str] = (), cap: int = 20) -> None:
-        self._fixed = bool(allowed)
-        self._seen: set[str] = set(allowed)
+    With an allow-list, only its values get a label of their own. Without one, at most `cap`
+    values hold a slot, and a slot is *earned*: only `credit()` (called for successful requests,
+    i.e. values the upstream accepted) counts, and when the slots are full a value takes the slot of
+    the least used one only once it has been used more (space-saving heavy hitters, with counts
+    halved every `half_life_s`). A client sending made-up values cannot take slots from the values
+    real traffic uses: made-up models fail upstream and earn nothing, and a used value keeps its slot.
+    """
+
+    def __init__(
+        self,
+        allowed: Sequence[str] = (),
+        cap: int = 20,
+        half_life_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fixed = frozenset(allowed)
         self._cap = cap
+        self._half_life = half_life_s
+        self._clock = clock
+        self._slots: dict[str, float] = {}
+        self._candidates: dict[str, float] = {}
+        self._decayed_at = clock()
 
     def __call__(self, value: str | None) -> str:
         if not value:
             return "none"
-        if value in self._seen:
-            return value
-        if not self._fixed and len(self._seen) < self._cap:
-            self._seen.add(value)
-            return value
-        return "other"
+        if self._fixed:
+            return value if value in self._fixed else "other"
+        return value if value in self._slots else "other"
+
+    def observe(self, value: str | None, earned: bool = True) -> str:
+        """Credit `value` when `earned`, then return its label."""
+        if earned and value:
+            self.credit(value)
+        return self(value)
+
+    def credit(self, value: str) -> None:
+        if self._fixed:
+            return
+        now = self._clock()
+        if now - self._decayed_at >= self._half_life:
+            self._decay(now)
+        slots = self._slots
+        if value in slots:
+            slots[value] += 1.0
+            return
+        if len(slots) < self._cap:
+            slots[value] = 1.0
+            return
+        cands = self._candidates
+        if value in cands:
+            cands[value] += 1.0
+        elif len(cands) < 2 * self._cap:
+            cands[value] = 1.0
+        else:  # space-saving: the newcomer inherits the smallest candidate count
+            low = min(cands, key=cands.__getitem__)
+            cands[value] = cands.pop(low) + 1.0
+        weakest = min(slots, key=slots.__getitem__)
+        if cands[value] > slots[weakest] + 1.0:
+            slots[value] = cands.pop(value)
+            cands[weakest] = slots.pop(weakest)
+
+    def _decay(self, now: float) -> None:
+        halvings = int((now - self._decayed_at) // self._half_life)
+        factor = 0.5 ** min(halvings, 60)
+        for table in (self._slots, self._candidates):
+            for k in table:
+                table[k] *= factor
+        self._decayed_at = now
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ event goes to `emit(slo, good)` (the app passes a function that increments
 `genai_sre_slo_events_total{slo, outcome}`, so Prometheus sees exactly what the
 engine sees) and, when an engine runs in process, to `engine.record()`.
 
-- `on_request()` runs inline on the proxy's hot path for availability SLIs:
-  a loop over the availability SLOs with set lookups, nothing else.
+- `on_request()` counts availability SLI events from the proxy's outcome
+  counters (`genai_sre.proxy.intake`), every request exactly once.
 - `on_evaluation()` runs in the pipeline for latency, quality and time-slice
   SLIs. Probe traffic is never counted unless an SLI sets `include_probes`.
 - `flush(now)` closes finished time slices even when no new evaluation
@@ -101,11 +101,12 @@ class SLIRecorder:
         if self._engine is not None:
             self._engine.record(slo, good, at)
 
-    def on_request(self, route: str, upstream: str, tenant: str | None, ok: bool, probe: bool) -> None:
-        """One proxied request finished (or failed); `ok` is False for 5xx, timeout, connect error, cut stream."""
+    def on_request(self, route: str, upstream: str, tenant: str | None, ok: bool, probe: bool, n: int = 1) -> None:
+        """`n` proxied requests finished (or failed); `ok` is False for 5xx, timeout, connect error, cut stream."""
         for name, match, probes in self._availability:
             if (probes or not probe) and match.request(route, upstream, tenant):
-                self._event(name, ok)
+                for _ in range(n):
+                    self._event(name, ok)
 
     def on_evaluation(self, evaluation: Evaluation) -> None:
         ex = evaluation.exchange

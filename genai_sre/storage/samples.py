@@ -5,8 +5,10 @@ Content (question, answer, context, evidence spans) is stored only when
 every flagged one, always redacted. Without it, flagged exchanges are still
 recorded by their findings (detector, name, score, label, SHAP features), with
 no text. Writes happen on a background thread through a bounded queue: a full
-queue drops (counted), it never slows the pipeline. Retention deletes rows
-older than `retention_days` and keeps at most `max_samples`.
+queue drops, it never slows the pipeline. Every exchange that is not kept is
+counted by reason (`on_dropped`: `queue_full`, `write_failed`). Retention
+deletes rows older than `retention_days` and keeps at most `max_samples`; it
+runs on a timer (every `RETENTION_EVERY_S`), whether or not writes succeed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 BAD_LABELS = frozenset({"flagged", "fail", "slow", "regressed", "refusal", "unsupported", "drift"})
 MAX_TEXT = 4000
+RETENTION_EVERY_S = 60.0
 
 MIGRATIONS = (
     """
@@ -66,10 +69,14 @@ class SampleStore:
         on_stored: Callable[[], None] | None = None,
         rng: random.Random | None = None,
         queue_size: int = 1000,
+        on_dropped: Callable[[str, int], None] | None = None,
+        retention_every_s: float = RETENTION_EVERY_S,
     ) -> None:
         self.path = data_dir / "evidence.db"
         self.config = config
         self.on_stored = on_stored
+        self.on_dropped = on_dropped
+        self.retention_every_s = retention_every_s
         self.rng = rng or random.Random()
         self.dropped = 0
         self.stored = 0
@@ -112,14 +119,31 @@ class SampleStore:
         try:
             self._queue.put_nowait(row)
         except queue.Full:
-            self.dropped += 1
+            self._drop("queue_full", 1)
+
+    def _drop(self, reason: str, n: int) -> None:
+        self.dropped += n
+        if self.on_dropped is not None:
+            try:
+                self.on_dropped(reason, n)
+            except Exception:  # isolation boundary: counting must not break the writer
+                logger.exception("evidence drop counter failed")
 
     # -- the writer thread ---------------------------------------------------------------------
 
     def _writer(self) -> None:
-        last_retention = 0.0
+        last_retention = time.monotonic()
         while True:
-            row = self._queue.get()
+            if time.monotonic() - last_retention >= self.retention_every_s:
+                last_retention = time.monotonic()
+                try:
+                    self.apply_retention()
+                except Exception:  # isolation boundary: a disk problem must not kill the thread
+                    logger.exception("evidence store retention failed")
+            try:
+                row = self._queue.get(timeout=max(0.05, self.retention_every_s - (time.monotonic() - last_retention)))
+            except queue.Empty:
+                continue
             if row is None:
                 self._queue.task_done()
                 return
@@ -137,11 +161,9 @@ class SampleStore:
                 batch.append(nxt)
             try:
                 self._write(batch)
-                if time.monotonic() - last_retention > 60:
-                    self.apply_retention()
-                    last_retention = time.monotonic()
             except Exception:  # isolation boundary: a disk problem must not kill the thread
                 logger.exception("evidence store write failed (%d rows lost)", len(batch))
+                self._drop("write_failed", len(batch))
             finally:
                 for _ in batch:
                     self._queue.task_done()

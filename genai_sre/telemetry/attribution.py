@@ -1,11 +1,12 @@
 """Who an exchange is for: bounded `tenant` and `app` labels, and the end user as a keyed hash.
 
 `AttributionLabels(labels_config)` maps request headers (`labels.tenant_header`,
-`labels.app_header`) to label values that stay bounded: a value on the
-allow-list (`labels.tenants`, `labels.apps`) is kept; without an allow-list the
-first `labels.max_values` distinct values are kept; anything else becomes
-`other`, and a request without the header `none`. It is O(1) per request (two
-header look-ups, two set look-ups), so the request path can call it too.
+`labels.app_header`) to label values that stay bounded (`BoundedLabel`): a
+value on the allow-list (`labels.tenants`, `labels.apps`) is kept; without an
+allow-list at most `labels.max_values` values hold a label of their own, earned
+by successful requests; anything else becomes `other`, and a request without
+the header `none`. It is O(1) per request. The proxy chooses the same labels
+itself and hands them over in `Capture.labels`; `attribution_of()` reads them.
 
 `UserId` turns the end user a client names (OpenAI `user` /
 `safety_identifier`, Anthropic `metadata.user_id`) into the span attribute
@@ -47,8 +48,12 @@ class AttributionLabels:
         self.tenant = BoundedLabel(labels.tenants, cap=labels.max_values)
         self.app = BoundedLabel(labels.apps, cap=labels.max_values)
 
-    def __call__(self, headers: Mapping[str, str]) -> tuple[str, str]:
-        return self.tenant(headers.get(self.tenant_header)), self.app(headers.get(self.app_header))
+    def __call__(self, headers: Mapping[str, str], earned: bool = True) -> tuple[str, str]:
+        """`earned`: the request succeeded, so its values may earn a label slot."""
+        return (
+            self.tenant.observe(headers.get(self.tenant_header), earned),
+            self.app.observe(headers.get(self.app_header), earned),
+        )
 
 
 def attribution_of(ex: Exchange) -> tuple[str, str]:

@@ -67,14 +67,25 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "genai_sre_requests",
         "counter",
-        "Requests forwarded, by upstream, route, model and status class.",
+        "Requests, by upstream, route, model and status class (2xx..5xx; `disconnect`: the client went away "
+        "first). Requests the sidecar refused itself have upstream `none`.",
         ("upstream", "route", "model", "status_class"),
+        collected=True,
     ),
     MetricSpec(
         "genai_sre_upstream_errors",
         "counter",
-        "Requests that failed at the transport (timeout, connect, cut).",
+        "Requests that failed at the transport (timeout, connect, cut, bad_response).",
         ("upstream", "route", "error_type"),
+        collected=True,
+    ),
+    MetricSpec(
+        "genai_sre_refused_requests",
+        "counter",
+        "Requests and connections the sidecar refused or closed itself before forwarding, by reason "
+        "(bad_request_target, body_too_large, headers_too_large, header_timeout, body_timeout, connect, ...).",
+        ("reason",),
+        collected=True,
     ),
     MetricSpec(
         "genai_sre_proxy_overhead_seconds",
@@ -83,12 +94,21 @@ METRICS: tuple[MetricSpec, ...] = (
         ("upstream", "route"),
         "s",
         OVERHEAD_BUCKETS,
+        collected=True,
     ),
     MetricSpec(
         "genai_sre_in_flight_requests",
         "gauge",
         "Requests being forwarded now.",
         ("upstream",),
+        collected=True,
+    ),
+    MetricSpec(
+        "genai_sre_proxy_captures_dropped",
+        "counter",
+        "Captures a proxy worker could not hand to the agent (channel full, agent down), by reason.",
+        ("reason",),
+        collected=True,
     ),
     MetricSpec(
         "genai_sre_slo_events",
@@ -104,6 +124,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "s",
         DURATION_BUCKETS,
         gm.GEN_AI_SERVER_REQUEST_DURATION,
+        collected=True,
     ),
     MetricSpec(
         "gen_ai_server_time_to_first_token_seconds",
@@ -220,6 +241,12 @@ METRICS: tuple[MetricSpec, ...] = (
         ("detector", "gen_ai_evaluation_name", "label", "route", "model", *ATTRIBUTION),
     ),
     MetricSpec("genai_sre_stored_samples", "counter", "Exchanges written to the evidence store (redacted)."),
+    MetricSpec(
+        "genai_sre_evidence_dropped",
+        "counter",
+        "Exchanges the evidence store did not keep, by reason (queue_full, write_failed).",
+        ("reason",),
+    ),
     # --- OTLP export (genai_sre.telemetry.otlp) -------------------------------------------------
     MetricSpec(
         "genai_sre_otlp_exported", "counter",

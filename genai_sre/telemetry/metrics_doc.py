@@ -19,8 +19,9 @@ Label values are bounded: routes, models, tenants and group values outside the
 configured allow-lists are exported as `other`; no label carries free text, a
 prompt or a user id. `tenant` and `app` come from the `labels.tenant_header`
 and `labels.app_header` request headers (`none` when absent; without an
-allow-list the first `labels.max_values` values are kept); the sidecar's own
-probe requests are `tenant="genai-sre", app="probes"`.
+allow-list at most `labels.max_values` values, earned by successful requests,
+get a label of their own); the sidecar's own probe requests are
+`tenant="genai-sre", app="probes"`.
 
 Besides the table, `/metrics` carries the client library's process and runtime
 collectors (`process_cpu_seconds_total`, `process_resident_memory_bytes`,

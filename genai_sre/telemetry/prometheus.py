@@ -19,9 +19,9 @@ __all__ = ["EvaluationMetrics"]
 class EvaluationMetrics:
     """An `EvaluationSink` that feeds the GenAI server latency histograms and the score metrics."""
 
-    def __init__(self, metrics: Metrics, model_label: BoundedLabel) -> None:
+    def __init__(self, metrics: Metrics, model_label: BoundedLabel | None = None) -> None:
         self.metrics = metrics
-        self.model_label = model_label
+        self.model_label = model_label or BoundedLabel()  # for exchanges without the proxy's label
         self._ttft = metrics.histogram("gen_ai_server_time_to_first_token_seconds")
         self._tpot = metrics.histogram("gen_ai_server_time_per_output_token_seconds")
         self._score = metrics.histogram("genai_sre_evaluation_score")
@@ -29,7 +29,7 @@ class EvaluationMetrics:
 
     def consume(self, evaluation: Evaluation) -> None:
         ex = evaluation.exchange
-        model = self.model_label(ex.model)
+        model = ex.labels.get("model") or self.model_label.observe(ex.model, ex.ok)
         op = (ex.operation, ex.provider, model)
         if ex.ok and not evaluation.supplement:  # a supplement's exchange was observed already
             if ex.ttft_s is not None:

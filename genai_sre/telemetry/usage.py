@@ -29,8 +29,8 @@ __all__ = ["UsageMetrics"]
 
 
 class UsageMetrics:
-    def __init__(self, metrics: Metrics, model_label: BoundedLabel, prices: PriceTable) -> None:
-        self.model_label = model_label
+    def __init__(self, metrics: Metrics, prices: PriceTable, model_label: BoundedLabel | None = None) -> None:
+        self.model_label = model_label or BoundedLabel()  # for exchanges without the proxy's model label
         self.prices = prices
         self._usage = metrics.histogram("gen_ai_client_token_usage")
         self._duration = metrics.histogram("gen_ai_client_operation_duration_seconds")
@@ -42,7 +42,7 @@ class UsageMetrics:
         if evaluation.supplement:  # the exchange was counted when it was first evaluated
             return
         ex = evaluation.exchange
-        model = self.model_label(ex.model)
+        model = ex.labels.get("model") or self.model_label.observe(ex.model, ex.ok)
         op = (ex.operation, ex.provider, model)
         if ex.upstream_duration_s is not None:
             self._duration.labels(*op, error_type(ex) or "").observe(ex.upstream_duration_s)

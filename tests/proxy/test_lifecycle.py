@@ -21,7 +21,7 @@ from genai_sre.config import UpstreamConfig
 from genai_sre.mock.scenario import Latency, Phase, Scenario
 from genai_sre.mock.server import MockUpstream
 from genai_sre.proxy.routes import UpstreamTable, extract_model
-from genai_sre.proxy.server import _env_proxy
+from genai_sre.proxy.upstream import env_proxy as _env_proxy
 from tests.harness import LoopThread, free_port, stack, start_app
 
 SLOW_STREAM = Scenario(phases=(Phase(name="slow", ttft_s=Latency(0.05, 0.05), tokens_per_s=20),))
@@ -49,14 +49,14 @@ def _wait_port(port: int, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.integration
-def test_serve_health_and_sigterm_lets_open_streams_finish(tmp_path: Path) -> None:
+def test_serve_health_and_sigterm_drains_then_lets_open_streams_finish(tmp_path: Path) -> None:
     lt = LoopThread()
     runner, up_port = lt.call(start_app(MockUpstream(SLOW_STREAM).app()))
     port, admin = free_port(), free_port()
     cfg = tmp_path / "sidecar.yaml"
     cfg.write_text(
         f"upstreams: [{{name: mock, url: 'http://127.0.0.1:{up_port}'}}]\n"
-        f"proxy: {{port: {port}, shutdown_grace_s: 20}}\nadmin: {{port: {admin}}}\n"
+        f"proxy: {{port: {port}, shutdown_grace_s: 20, drain_s: 1.5}}\nadmin: {{port: {admin}}}\n"
         f"storage: {{data_dir: '{tmp_path / 'data'}'}}\nslo: {{file: null}}\nalerting: {{file: null}}\n"
     )
     proc = subprocess.Popen(
@@ -64,7 +64,7 @@ def test_serve_health_and_sigterm_lets_open_streams_finish(tmp_path: Path) -> No
     )
     try:
         _wait_port(admin)
-        assert httpx.get(f"http://127.0.0.1:{admin}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{admin}/healthz").json()["status"] == "ok"
         ready = httpx.get(f"http://127.0.0.1:{admin}/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
         received: list[bytes] = []
@@ -83,8 +83,13 @@ def test_serve_health_and_sigterm_lets_open_streams_finish(tmp_path: Path) -> No
         while not received:
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        with pytest.raises(httpx.ConnectError):  # no longer accepting
+        time.sleep(0.2)
+        # draining: readiness is off at once, but new connections are still accepted and served
+        assert httpx.get(f"http://127.0.0.1:{admin}/readyz").status_code == 503
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={**BODY, "stream": False}, timeout=10)
+        assert r.status_code == 200
+        time.sleep(2.0)
+        with pytest.raises(httpx.ConnectError):  # after drain_s: no longer accepting
             httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=BODY, timeout=2)
         assert done.wait(20), "the open stream did not finish"
         assert b"".join(received).endswith(b"data: [DONE]\n\n")

@@ -3,20 +3,24 @@ from __future__ import annotations
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.resources import Resource
 
+from genai_sre.proxy.stats import ProxyStats
 from genai_sre.telemetry.metrics import METRICS, Metrics, spec
 from genai_sre.telemetry.otlp_metrics import collect_metrics
+from genai_sre.telemetry.proxy_collector import ProxyCollector
 from genai_sre.telemetry.spans import SCOPE
 from tests.telemetry.receiver import attrs
 
 
 def test_registry_snapshot_matches_metrics_table() -> None:
     m = Metrics()
-    dur = m.histogram("gen_ai_server_request_duration_seconds")
-    dur.labels("chat", "openai", "gpt", "").observe(0.03)
-    dur.labels("chat", "openai", "gpt", "").observe(3.0)
-    dur.labels("chat", "openai", "gpt", "timeout").observe(90.0)
+    stats = ProxyStats()  # the proxy's inline numbers, exposed by a collector on the same registry
+    m.registry.register(ProxyCollector(stats.snapshot))
+    dur = "gen_ai_server_request_duration_seconds"
+    stats.observe(dur, ("chat", "openai", "gpt", ""), 0.03)
+    stats.observe(dur, ("chat", "openai", "gpt", ""), 3.0)
+    stats.observe(dur, ("chat", "openai", "gpt", "timeout"), 90.0)
     m.histogram("gen_ai_client_token_usage").labels("chat", "openai", "gpt", "output").observe(10)
-    m.counter("genai_sre_requests").labels("mock", "/v1/chat/completions", "gpt", "2xx").inc(3)
+    stats.inc("genai_sre_requests", ("mock", "/v1/chat/completions", "gpt", "2xx"), 3)
     m.gauge("genai_sre_pipeline_queue_depth").set(4)
     pb = encode_metrics(collect_metrics(m.registry, Resource.create({}), SCOPE, 5, 10))
     metrics = {x.name: x for x in pb.resource_metrics[0].scope_metrics[0].metrics}

@@ -32,7 +32,7 @@ def _exchange(**kw: object) -> Exchange:
 
 def _sink() -> tuple[UsageMetrics, CollectorRegistry]:
     registry = CollectorRegistry()
-    return UsageMetrics(Metrics(registry, process=False), BoundedLabel(), PRICES), registry
+    return UsageMetrics(Metrics(registry, process=False), PRICES, BoundedLabel()), registry
 
 
 def test_reported_usage_is_counted_priced_and_attributed() -> None:

@@ -15,8 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from detectors.bias.gauges import PROBE_METRICS
 from detectors.bias.probe_config import ProbeConfig, counterfactuals, load_probes
-from detectors.bias.probes import PROBE_HEADER, ProbeRunner
+from detectors.bias.probes import ProbeRunner
+from genai_sre import PROBE_HEADER
 from genai_sre.errors import ConfigError
+from genai_sre.proxy.probes import probe_token
 from genai_sre.schema import build
 from genai_sre.telemetry.metrics import Metrics, spec
 
@@ -127,7 +129,7 @@ def test_probe_round_marks_requests_compares_answers_and_respects_budget() -> No
     assert left == 0  # run_forever spent the rest of the new day's budget (2 requests of 'job')
     assert len(seen) == 12
     for request in seen:
-        assert request["headers"][PROBE_HEADER] == "1"
+        assert request["headers"][PROBE_HEADER] == probe_token()
         assert request["headers"]["Authorization"] == "Bearer sk-t"
     assert registry.get_sample_value("genai_sre_probe_disparity", {"template": "loan", "metric": "refusal"}) == 1.0
     assert registry.get_sample_value("genai_sre_probe_requests_total", {"outcome": "ok"}) == 12
