@@ -20,11 +20,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Real components the integration tests start on loopback (Debian packages).
+# Real components the integration tests start on loopback (Debian packages); PostgreSQL's server
+# binaries live in /usr/lib/postgresql/<version>/bin, where the tests find them (tests/pg.py).
 system-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
-	    || ! command -v prometheus-alertmanager >/dev/null || ! command -v amtool >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager; \
+	    || ! command -v prometheus-alertmanager >/dev/null || ! command -v amtool >/dev/null \
+	    || ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    prometheus prometheus-alertmanager postgresql; \
 	fi
 
 demo: $(STAMP)
@@ -62,6 +65,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/proxy_overhead.py
+	$(PY) bench/incident_store.py
 	$(PY) bench/hallucination_eval.py quality
 	$(PY) bench/hallucination_speed.py
 

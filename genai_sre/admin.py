@@ -9,7 +9,7 @@ Service, so it is reported on `/healthz` (detail) and in metrics instead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -23,7 +23,10 @@ def build_admin_app(
     health: Callable[[], Mapping[str, object]] = dict,
     refresh: Callable[[], None] | None = None,
     extra_routes: Sequence[web.RouteDef] = (),
+    readiness: Sequence[Callable[[], Awaitable[str | None]]] = (),
 ) -> web.Application:
+    """`readiness`: the checks of `/readyz/incidents` (an incidents primary can take webhooks: its store
+    answers), each returning None or the problem. `/readyz` itself only says whether traffic can be forwarded."""
     async def metrics(_: web.Request) -> web.Response:
         if refresh is not None:
             refresh()  # on the event loop: the proxy's counters as of now
@@ -38,9 +41,24 @@ def build_admin_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "not ready", "problems": ["not accepting traffic (draining)"]}, status=503)
 
+    async def readyz_incidents(_: web.Request) -> web.Response:
+        problems: list[str] = []
+        for check in readiness:
+            try:
+                problem = await asyncio.wait_for(check(), 3.0)
+            except TimeoutError:
+                problem = "a readiness check timed out"
+            if problem:
+                problems.append(problem)
+        status = 200 if not problems else 503
+        return web.json_response(
+            {"status": "ready" if not problems else "not ready", "problems": problems}, status=status
+        )
+
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/readyz/incidents", readyz_incidents)
     app.add_routes(list(extra_routes))
     return app

@@ -25,6 +25,7 @@ from genai_sre.admin import build_admin_app
 from genai_sre.config import Config
 from genai_sre.detection.base import DetectorContext
 from genai_sre.detection.runner import DetectorRunner, DetectorSlot
+from genai_sre.errors import ListenError
 from genai_sre.events import Alert, Capture, Evaluation
 from genai_sre.pipeline.queue import CaptureQueue
 from genai_sre.pipeline.worker import EvaluationSink, Pipeline
@@ -123,6 +124,7 @@ class Sidecar:
         self.proxy = ProxyServer(config.proxy, self.forwarder.handle, self.forwarder.refused, self.forwarder.sweep)
         self.sinks.append(EvaluationMetrics(self.metrics))
         self.admin_routes: list[web.RouteDef] = []
+        self.readiness_checks: list[Callable[[], Awaitable[str | None]]] = []  # /readyz/incidents
         self._admin_runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []
         self._close_hooks: list[Callable[[], object]] = []
@@ -180,11 +182,16 @@ class Sidecar:
             health=self.health,
             refresh=self.refresh_stats,
             extra_routes=self.admin_routes,
+            readiness=self.readiness_checks,
         )
         self._admin_runner = web.AppRunner(admin, access_log=None)
         await self._admin_runner.setup()
         site = web.TCPSite(self._admin_runner, self.config.admin.host, self.config.admin.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.proxy.close(0)
+            raise ListenError.of("admin port", self.config.admin.host, self.config.admin.port, exc) from None
         server = site._server  # the bound port when 0 was asked for
         if server is not None and getattr(server, "sockets", None):
             self.admin_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]

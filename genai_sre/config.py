@@ -203,6 +203,17 @@ class AlertingSettings:
 @dataclass(frozen=True)
 class IncidentsSettings:
     role: Literal["primary", "secondary", "off"] = "primary"
+    # "" = SQLite in the data directory; postgresql://... = shared by several primaries.
+    # Empty here falls back to $GENAI_SRE_INCIDENTS_URL (keep the password out of config files).
+    store_url: str = ""
+    retention_days: float = 400.0  # resolved incidents, annotations and ended silences older than this go
+
+    def __post_init__(self) -> None:
+        url = self.store_url.strip()
+        if url and not url.startswith(("postgresql://", "postgres://", "sqlite:")):
+            raise ValueError("store_url must be empty (SQLite in the data directory), sqlite:PATH or postgresql://...")
+        if self.retention_days <= 0:
+            raise ValueError("retention_days must be positive")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ GenAISREError
  ├── ConfigError            bad configuration: names the file, key and line
  │    └── PluginLoadError   a detector/receiver that cannot be found or built
  ├── DatasetError           an evaluation dataset that does not follow the contract
- ├── StorageError           the SQLite store cannot be opened or migrated
+ ├── StorageError           a store (SQLite or PostgreSQL) cannot be opened, migrated or used
+ │    └── StorageUnavailable  locked, busy or unreachable for now: try again (the admin API answers 503)
+ ├── ListenError            a port the sidecar must listen on cannot be bound
  └── DeliveryError          an alert receiver refused or could not be reached
 ```
 
@@ -16,7 +18,16 @@ boundaries (detector runner, exporters, receivers), logged and counted.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetError", "DeliveryError", "GenAISREError", "PluginLoadError", "StorageError"]
+__all__ = [
+    "ConfigError",
+    "DatasetError",
+    "DeliveryError",
+    "GenAISREError",
+    "ListenError",
+    "PluginLoadError",
+    "StorageError",
+    "StorageUnavailable",
+]
 
 
 class GenAISREError(Exception):
@@ -36,7 +47,20 @@ class DatasetError(GenAISREError):
 
 
 class StorageError(GenAISREError):
-    """The data directory or its SQLite database cannot be used."""
+    """The data directory or a database cannot be used."""
+
+
+class StorageUnavailable(StorageError):
+    """The database is locked, busy or unreachable for now; the same call may succeed later."""
+
+
+class ListenError(GenAISREError):
+    """A port the sidecar must listen on cannot be bound (in use, not permitted)."""
+
+    @classmethod
+    def of(cls, what: str, host: str, port: int, exc: OSError) -> ListenError:
+        reason = exc.strerror or str(exc)
+        return cls(f"cannot listen on {host}:{port} ({what}): {reason}")
 
 
 class DeliveryError(GenAISREError):

@@ -17,6 +17,8 @@ from typing import Any
 from genai_sre.app import Sidecar
 from genai_sre.config import Config
 from genai_sre.events import Alert, Evaluation
+from genai_sre.storage.files import private_dir
+from genai_sre.storage.redact import redact
 from genai_sre.storage.samples import SampleStore
 
 __all__ = ["check_files", "page_severities", "wire", "wire_usage"]
@@ -51,6 +53,7 @@ class _EvaluationFeed:
 async def wire(sidecar: Sidecar) -> None:
     """Attach the stages the config enables. Called before `sidecar.start()`."""
     config = sidecar.config
+    private_dir(sidecar.data_dir)
     wire_usage(sidecar)
     stored = sidecar.metrics.counter("genai_sre_stored_samples")
     dropped = sidecar.metrics.counter("genai_sre_evidence_dropped")
@@ -71,6 +74,7 @@ async def wire(sidecar: Sidecar) -> None:
         config, clock=sidecar.wall, metrics=sidecar.metrics, evidence=evidence, open_on=page_severities(config)
     )
     sidecar.admin_routes.extend(stack.routes)
+    sidecar.readiness_checks.append(stack.ready)
     sidecar.alerting = stack
     await stack.start()
     sidecar.on_close(stack.aclose)
@@ -168,9 +172,10 @@ def _with_evidence(alert: Alert, evidence: dict[str, str]) -> Alert:
     """A firing time-slice alert carries its worst finding: groups, metric, gap with its interval, since when."""
     if alert.status != "firing" or not evidence:
         return alert
-    extra = {f"evidence_{k}": v for k, v in evidence.items() if k != "explanation"}
+    # Evidence may quote the answer (an unsupported sentence): it leaves the process redacted only.
+    extra = {f"evidence_{k}": redact(v) for k, v in evidence.items() if k != "explanation"}
     if "explanation" in evidence:
-        extra["description"] = evidence["explanation"]
+        extra["description"] = redact(evidence["explanation"])
     return dataclasses.replace(alert, annotations={**alert.annotations, **extra})
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import json
 import logging
 import time
@@ -70,14 +71,16 @@ class Delivery:
         )
         self._sleep = sleep
         self._log: collections.deque[DeliveryRecord] = collections.deque(maxlen=config.log_entries)
-        self._observers: list[Callable[[DeliveryRecord], None]] = []
+        self._observers: list[Callable[[DeliveryRecord], object]] = []
 
     @property
     def log(self) -> Sequence[DeliveryRecord]:
         return tuple(self._log)
 
-    def observe(self, callback: Callable[[DeliveryRecord], None]) -> None:
-        """Call `callback` with every finished delivery (the incident timeline listens here)."""
+    def observe(self, callback: Callable[[DeliveryRecord], object]) -> None:
+        """Call `callback` with every finished delivery (the incident timeline listens here).
+
+        A callback that returns an awaitable is awaited (so it can do its I/O off the event loop)."""
         self._observers.append(callback)
 
     def backoff(self, attempt: int) -> float:
@@ -143,7 +146,9 @@ class Delivery:
             ).inc()
         for callback in self._observers:
             try:
-                callback(record)
+                result = callback(record)
+                if inspect.isawaitable(result):
+                    await result
             except Exception:  # isolation boundary: an observer must not break delivery
                 logger.exception("delivery observer failed")
         if self._log_file is not None:

@@ -37,6 +37,7 @@ from genai_sre.alerting.routing import (
     match_routes,
 )
 from genai_sre.alerting.silences import Silences
+from genai_sre.errors import StorageError
 from genai_sre.events import Alert
 
 if TYPE_CHECKING:
@@ -96,11 +97,13 @@ class AlertRouter:
         data_dir: str | Path = ".",
         environ: Mapping[str, str] | None = None,
         incidents: Receiver | None = None,
+        silences: Silences | None = None,
     ) -> AlertRouter:
         """Build the router and its receivers from `alerting.yaml` (or an already loaded config).
 
         `incidents` is the incident service of this process, for receivers of type `incidents`;
         when it has an `on_delivery(record)` method, every delivery is reported to it.
+        `silences` (kept in the incident store on a primary) replaces the config's `silences_file`.
         """
         config = path if isinstance(path, AlertingConfig) else load_alerting_config(path, environ)
         data = Path(data_dir)
@@ -115,12 +118,12 @@ class AlertRouter:
         if callable(on_delivery):
             own = {r.name for r in config.receivers if r.type == "incidents"}  # already on the timeline
 
-            def observe(record: DeliveryRecord) -> None:
-                if record.receiver not in own:
-                    on_delivery(record)
+            def observe(record: DeliveryRecord) -> object:
+                return on_delivery(record) if record.receiver not in own else None
 
             delivery.observe(observe)
-        silences = Silences(clock, data / config.silences_file if config.silences_file else None)
+        if silences is None:
+            silences = Silences(clock, data / config.silences_file if config.silences_file else None)
         return cls(config, receivers, clock=clock, delivery=delivery, silences=silences, metrics=metrics, http=http)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -210,6 +213,11 @@ class AlertRouter:
     async def flush(self, now: float | None = None) -> list[Notification]:
         """Notify every group that is due; returns what was scheduled for delivery."""
         t = self.clock() if now is None else now
+        if any(t >= g.next_flush_at for g in self._groups.values()):
+            try:  # silences made through another process or primary apply from this flush on
+                await asyncio.to_thread(self.silences.refresh)
+            except StorageError as exc:
+                logger.warning("silences not refreshed, the last known ones apply: %s", exc)
         out: list[Notification] = []
         for key in list(self._groups):
             group = self._groups[key]

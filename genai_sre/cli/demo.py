@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from genai_sre.demo.driver import run_demo
     from genai_sre.demo.view import LiveView, render_summary
     from genai_sre.logs import setup_logging
+    from genai_sre.storage.files import private_process
 
     setup_logging("WARNING", "text")
+    private_process()
     logging.getLogger("genai_sre").setLevel(logging.ERROR)
     cfg = load_demo_config(args.config)
     duration = args.duration or cfg.duration_s

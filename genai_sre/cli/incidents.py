@@ -1,8 +1,9 @@
-"""`genai-sre incidents list|show|ack|resolve|note|stats`, straight on the SQLite store.
+"""`genai-sre incidents list|show|ack|resolve|note|stats|prune|migrate`, straight on the incident store.
 
-It opens `<data_dir>/incidents.db` (from `--data-dir`, or the config's
-`storage.data_dir`), so it works whether the sidecar runs or not; SQLite's
-locking keeps the two writers apart.
+It opens the store the sidecar uses: `--store-url`, else the config's
+`incidents.store_url`, else `$GENAI_SRE_INCIDENTS_URL`, else SQLite
+`<data_dir>/incidents.db` (`--data-dir`, or the config's `storage.data_dir`).
+It works whether the sidecar runs or not; the store serialises the writers.
 """
 
 from __future__ import annotations
@@ -15,14 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from genai_sre.incidents.service import IncidentService, incident_json
-from genai_sre.incidents.store import IncidentStore
+from genai_sre.incidents.store import STORE_URL_ENV, IncidentStore, open_store, resolve_store_url
+from genai_sre.storage.sql import redact_url
 
-__all__ = ["add_data_dir_args", "open_service", "register"]
+__all__ = ["add_data_dir_args", "open_service", "open_store_of", "register"]
+
+CLI_BUSY_TIMEOUT_S = 5.0  # the command line may wait longer than a server for the sidecar's write lock
 
 
 def add_data_dir_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=os.environ.get("GENAI_SRE_CONFIG"), help="sidecar config (for storage.data_dir)")
     p.add_argument("--data-dir", help="data directory holding incidents.db (default: the config's storage.data_dir)")
+    p.add_argument(
+        "--store-url",
+        help=f"incident store: postgresql://user@host/db or sqlite:PATH (default: the config's "
+        f"incidents.store_url, else ${STORE_URL_ENV}, else <data dir>/incidents.db)",
+    )
 
 
 def data_dir(args: argparse.Namespace) -> Path:
@@ -34,8 +43,28 @@ def data_dir(args: argparse.Namespace) -> Path:
     return config.resolve(config.storage.data_dir)
 
 
+def store_url(args: argparse.Namespace) -> str:
+    if getattr(args, "store_url", None):
+        return str(args.store_url)
+    configured = ""
+    if getattr(args, "config", None):
+        from genai_sre.config import load_config
+
+        configured = load_config(args.config).incidents.store_url
+    return resolve_store_url(configured)
+
+
+def _open(url: str, folder: Path) -> IncidentStore:
+    options = {} if url.startswith(("postgresql:", "postgres:")) else {"busy_timeout_s": CLI_BUSY_TIMEOUT_S}
+    return open_store(url, folder, **options)
+
+
+def open_store_of(args: argparse.Namespace) -> IncidentStore:
+    return _open(store_url(args), data_dir(args))
+
+
 def open_service(args: argparse.Namespace) -> IncidentService:
-    return IncidentService(IncidentStore.open(data_dir(args)))
+    return IncidentService(open_store_of(args))
 
 
 def _ts(epoch: float | None) -> str:
@@ -87,8 +116,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=_stats)
 
+    prune = inner.add_parser("prune", help="delete resolved incidents, annotations and silences older than N days")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    prune.set_defaults(func=_prune)
+
     for q in (ls, show, *(a for a in inner.choices.values() if a not in (ls, show))):
         add_data_dir_args(q)
+
+    migrate = inner.add_parser(
+        "migrate", help="copy every incident, timeline, annotation, receipt and silence into an empty store"
+    )
+    migrate.add_argument("--from", dest="source", required=True, help="sqlite:PATH (or postgresql://...)")
+    migrate.add_argument("--to", dest="target", required=True, help="postgresql://user@host/db (or sqlite:PATH)")
+    migrate.set_defaults(func=_migrate)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -199,4 +239,43 @@ def _stats(args: argparse.Namespace) -> int:
             f"model {m.model}: {m.deploys} deploys, change failure rate {m.change_failure_rate:.0%}{failed}, "
             f"failed-deployment recovery {_dur(m.recovery_s)}"
         )
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    import time
+
+    from genai_sre.incidents.stack import RECEIPT_RETENTION_S
+
+    if args.older_than <= 0:
+        print("genai-sre: --older-than must be positive")
+        return 2
+    store = open_store_of(args)
+    try:
+        before = time.time() - args.older_than * 86400
+        counts = store.prune(incidents_before=before, receipts_before=min(before, time.time() - RECEIPT_RETENTION_S))
+    finally:
+        store.close()
+    print("deleted " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    for url in (args.source, args.target):
+        if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
+            print(f"genai-sre: store URLs are sqlite:PATH or postgresql://..., got {redact_url(url)!r}")
+            return 2
+    if args.source.startswith("sqlite:") and not Path(args.source.removeprefix("sqlite:")).is_file():
+        print(f"genai-sre: no SQLite file at {args.source.removeprefix('sqlite:')}")
+        return 1
+    source = _open(args.source, Path("."))
+    try:
+        target = _open(args.target, Path("."))
+        try:
+            counts = target.copy_from(source)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    print(f"copied into {redact_url(args.target)}: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
     return 0

@@ -8,6 +8,7 @@ import os
 
 from genai_sre.config import load_config
 from genai_sre.logs import setup_logging
+from genai_sre.storage.files import private_process
 
 __all__ = ["register"]
 
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.admin_port:
         config = replace(config, admin=replace(config.admin, port=args.admin_port))
     setup_logging(config.logging.level, config.logging.format)
+    private_process()  # files in the data directory: 0600
     try:
         import uvloop
 

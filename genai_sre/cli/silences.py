@@ -1,7 +1,11 @@
-"""`genai-sre silences list|add|expire`: manage silences in `<data dir>/silences.json`.
+"""`genai-sre silences list|add|expire`: manage the silences of the incident store.
 
-The running sidecar re-reads the file when it changes, so silences added here
-apply without a restart (the admin API does the same over HTTP).
+They live where the primary keeps them: the incident store (`--store-url`,
+the config's `incidents.store_url`, `$GENAI_SRE_INCIDENTS_URL`, or SQLite in
+the data directory), shared by every primary on that store. `--file` manages a
+JSON silences file instead (an instance without an incident store). Running
+sidecars pick changes up before their next notification, without a restart
+(the admin API does the same over HTTP).
 """
 
 from __future__ import annotations
@@ -9,11 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genai_sre.alerting.silences import Silences
-from genai_sre.cli.incidents import add_data_dir_args, data_dir
+from genai_sre.alerting.matchers import parse_matchers
+from genai_sre.alerting.silences import Silences, StoreSilences
+from genai_sre.cli.incidents import add_data_dir_args, data_dir, open_store_of
 
 __all__ = ["parse_duration", "register"]
 
@@ -55,12 +61,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     expire.set_defaults(func=_expire)
     for q in (ls, add, expire):
         add_data_dir_args(q)
-        q.add_argument("--file", default="silences.json", help="silences file in the data dir (alerting silences_file)")
+        q.add_argument("--file", help="a JSON silences file (relative: in the data dir) instead of the store")
 
 
-def _open(args: argparse.Namespace) -> Silences:
-    f = Path(args.file)
-    return Silences(time.time, f if f.is_absolute() else data_dir(args) / f)
+def _run(args: argparse.Namespace, action: Callable[[Silences], int]) -> int:
+    if args.file:
+        f = Path(args.file)
+        return action(Silences(time.time, f if f.is_absolute() else data_dir(args) / f))
+    store = open_store_of(args)
+    try:
+        return action(Silences(time.time, backend=StoreSilences(store)))
+    finally:
+        store.close()
 
 
 def _ts(epoch: float) -> str:
@@ -68,30 +80,41 @@ def _ts(epoch: float) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    items = _open(args).list()
-    if args.json:
-        print(json.dumps([s.to_json() for s in items], indent=2))
-    elif not items:
-        print("no active silences")
-    for s in items if not args.json else []:
-        print(f"{s.id}  until {_ts(s.ends_at)}  {', '.join(s.matchers)}  {s.comment}".rstrip())
-    return 0
+    def show(silences: Silences) -> int:
+        items = silences.list()
+        if args.json:
+            print(json.dumps([s.to_json() for s in items], indent=2))
+            return 0
+        if not items:
+            print("no active silences")
+        for s in items:
+            print(f"{s.id}  until {_ts(s.ends_at)}  {', '.join(s.matchers)}  {s.comment}".rstrip())
+        return 0
+
+    return _run(args, show)
 
 
 def _add(args: argparse.Namespace) -> int:
-    silences = _open(args)
-    try:
-        s = silences.add(args.matchers, ends_at=time.time() + args.duration_s, comment=args.comment)
+    try:  # a bad matcher is refused before any store is opened
+        parse_matchers(args.matchers)
     except ValueError as exc:
         print(f"genai-sre: {exc}")
         return 2
-    print(f"silence {s.id} until {_ts(s.ends_at)}")
-    return 0
+
+    def add(silences: Silences) -> int:
+        s = silences.add(args.matchers, ends_at=time.time() + args.duration_s, comment=args.comment)
+        print(f"silence {s.id} until {_ts(s.ends_at)}")
+        return 0
+
+    return _run(args, add)
 
 
 def _expire(args: argparse.Namespace) -> int:
-    if not _open(args).expire(args.id):
-        print(f"genai-sre: no silence {args.id!r}")
-        return 1
-    print(f"silence {args.id} expired")
-    return 0
+    def expire(silences: Silences) -> int:
+        if not silences.expire(args.id):
+            print(f"genai-sre: no silence {args.id!r}")
+            return 1
+        print(f"silence {args.id} expired")
+        return 0
+
+    return _run(args, expire)

@@ -1,4 +1,4 @@
-"""Incidents: a SQLite store, the service that opens and updates them, the admin API, postmortems."""
+"""Incidents: a store (SQLite or PostgreSQL), the service that opens and updates them, the admin API, postmortems."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from genai_sre.incidents.figures import Summary
 from genai_sre.incidents.postmortem import EvidenceSource, render_postmortem, write_postmortem
 from genai_sre.incidents.service import IncidentService, IngestResult
 from genai_sre.incidents.stack import AlertingStack, build_alerting
-from genai_sre.incidents.store import IncidentStore
+from genai_sre.incidents.store import IncidentStore, open_store
 
 __all__ = [
     "AdminAuth",
@@ -20,5 +20,6 @@ __all__ = [
     "admin_routes",
     "build_alerting",
     "render_postmortem",
+    "open_store",
     "write_postmortem",
 ]

@@ -19,18 +19,24 @@ the environment variable named by `admin.token_env`) may do everything; the
 read token (`admin.read_token_env`) only GET. Tokens are compared in constant
 time. A missing or unknown token gets 401, a read token on a write endpoint
 403. With no token configured at all every request gets 401.
+
+Handlers never touch the database on the event loop: store calls run on the
+store's threads. A store that is locked or unreachable answers 503 with a JSON
+error and `Retry-After` (Alertmanager retries a webhook answered 5xx).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from aiohttp import web
 
@@ -40,7 +46,7 @@ from genai_sre.incidents.postmortem import EvidenceSource, render_postmortem
 from genai_sre.incidents.service import IncidentService, incident_json
 
 if TYPE_CHECKING:
-    from genai_sre.alerting.router import AlertRouter
+    from genai_sre.alerting.silences import Silences
     from genai_sre.config import AdminConfig
 
 __all__ = ["AdminAuth", "admin_routes"]
@@ -50,6 +56,8 @@ logger = logging.getLogger(__name__)
 Scope = Literal["read", "write"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 1024 * 1024
+RETRY_AFTER_S = "5"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -89,9 +97,9 @@ def _guard(auth: AdminAuth, needed: Scope, handler: Handler) -> Handler:
             return _error(404, str(exc.args[0]) if exc.args else "not found")
         except (ValueError, ConfigError) as exc:
             return _error(400, str(exc))
-        except StorageError as exc:
-            logger.error("admin API storage failure: %s", exc)
-            return _error(503, "storage unavailable")
+        except (StorageError, sqlite3.Error) as exc:
+            logger.warning("admin API: incident store unavailable: %s", exc)
+            return _error(503, f"incident store unavailable, retry later: {exc}", **{"Retry-After": RETRY_AFTER_S})
 
     return guarded
 
@@ -105,12 +113,20 @@ async def _json_body(request: web.Request, required: bool = True) -> dict[str, A
             raise ValueError("a JSON object body is required")
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except ValueError as exc:
         raise ValueError(f"body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError("body must be a JSON object")
     return data
+
+
+MAX_SILENCE_S = 366 * 86400
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON, and no admin value may be unbounded (a silence `duration_s: Infinity`)."""
+    raise ValueError(f"{name} is not a valid number here")
 
 
 def _text(data: Mapping[str, Any], key: str = "text") -> str:
@@ -120,9 +136,34 @@ def _text(data: Mapping[str, Any], key: str = "text") -> str:
     return value
 
 
+class _LoopEvidence:
+    """The evidence source for a postmortem rendered on a store thread: SLO figures are read on the loop.
+
+    Samples come from their own SQLite store (safe from any thread); the SLO engine is only ever
+    touched by the event loop's thread, so its figures are fetched there.
+    """
+
+    def __init__(self, evidence: EvidenceSource, loop: asyncio.AbstractEventLoop) -> None:
+        self._evidence = evidence
+        self._loop = loop
+
+    def samples(self, start: float, end: float, limit: int) -> Any:
+        return self._evidence.samples(start, end, limit)
+
+    def slo_figures(self, slo: str, start: float, end: float) -> Any:
+        figures = getattr(self._evidence, "slo_figures", None)
+        if not callable(figures):
+            return None
+
+        async def on_loop() -> Any:
+            return figures(slo, start, end)
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result(timeout=10)
+
+
 def admin_routes(
     service: IncidentService | None,
-    router: AlertRouter | None,
+    silences: Silences | None,
     auth: AdminAuth,
     evidence: EvidenceSource | None = None,
 ) -> list[web.RouteDef]:
@@ -132,6 +173,12 @@ def admin_routes(
     def add(method: str, path: str, scope: Scope, handler: Handler) -> None:
         routes.append(web.route(method, path, _guard(auth, scope, handler)))
 
+    async def run(fn: Callable[..., T], *args: Any) -> T:
+        """A blocking store call, off the event loop."""
+        if service is not None:
+            return await service.call(fn, *args)
+        return await asyncio.to_thread(functools.partial(fn, *args))
+
     if service is not None:
         svc = service
 
@@ -140,26 +187,30 @@ def admin_routes(
             if status not in (None, "open", "acknowledged", "resolved", "active"):
                 raise ValueError("status must be open, acknowledged, resolved or active")
             limit = int(request.query.get("limit", "100"))
-            return web.json_response({"incidents": [incident_json(i) for i in svc.list_incidents(status, limit)]})
+            if not 0 < limit <= 10000:
+                raise ValueError("limit must be between 1 and 10000")
+            incidents = await run(svc.list_incidents, status, limit)
+            return web.json_response({"incidents": [incident_json(i) for i in incidents]})
 
         async def show(request: web.Request) -> web.StreamResponse:
-            return web.json_response(svc.detail(request.match_info["id"]))
+            return web.json_response(await run(svc.detail, request.match_info["id"]))
 
         async def postmortem(request: web.Request) -> web.StreamResponse:
-            text = render_postmortem(svc, request.match_info["id"], evidence)
+            source = _LoopEvidence(evidence, asyncio.get_running_loop()) if evidence is not None else None
+            text = await run(render_postmortem, svc, request.match_info["id"], source)
             return web.Response(text=text, content_type="text/markdown")
 
         async def ack(request: web.Request) -> web.StreamResponse:
             data = await _json_body(request, required=False)
-            return web.json_response(incident_json(svc.ack(request.match_info["id"], _text(data))))
+            return web.json_response(incident_json(await run(svc.ack, request.match_info["id"], _text(data))))
 
         async def resolve(request: web.Request) -> web.StreamResponse:
             data = await _json_body(request, required=False)
-            return web.json_response(incident_json(svc.resolve(request.match_info["id"], _text(data))))
+            return web.json_response(incident_json(await run(svc.resolve, request.match_info["id"], _text(data))))
 
         async def note(request: web.Request) -> web.StreamResponse:
             data = await _json_body(request)
-            event = svc.note(request.match_info["id"], _text(data), _text(data, "kind") or "note")
+            event = await run(svc.note, request.match_info["id"], _text(data), _text(data, "kind") or "note")
             return web.json_response({"incident_id": event.incident_id, "at": event.at, "kind": event.kind}, status=201)
 
         async def annotate(request: web.Request) -> web.StreamResponse:
@@ -179,14 +230,14 @@ def admin_routes(
                 _text(data),
                 {str(k): str(v) for k, v in labels.items()},
             )
-            return web.json_response({"id": svc.annotate(annotation)}, status=201)
+            return web.json_response({"id": await run(svc.annotate, annotation)}, status=201)
 
         async def alertmanager(request: web.Request) -> web.StreamResponse:
             if request.content_length and request.content_length > MAX_BODY:
                 raise ValueError("request body too large")
             body = await request.read()
             # Answer only after the transaction committed: a 2xx promises the webhook is stored.
-            result = await asyncio.to_thread(svc.ingest_webhook, body)
+            result = await run(svc.ingest_webhook, body)
             return web.json_response({"incident_id": result.incident_id, "duplicate": result.duplicate})
 
         add("GET", "/admin/incidents", "read", list_incidents)
@@ -198,29 +249,32 @@ def admin_routes(
         add("POST", "/admin/annotations", "write", annotate)
         add("POST", "/admin/alertmanager", "write", alertmanager)
 
-    if router is not None:
-        silences = router.silences
+    if silences is not None:
+        sil = silences
 
         async def list_silences(request: web.Request) -> web.StreamResponse:
-            return web.json_response({"silences": [s.to_json() for s in silences.list()]})
+            return web.json_response({"silences": [s.to_json() for s in await run(sil.list)]})
 
         async def add_silence(request: web.Request) -> web.StreamResponse:
             data = await _json_body(request)
             matchers = data.get("matchers")
             if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
                 raise ValueError("'matchers' must be a list of strings like 'slo=\"chat-latency\"'")
-            now = router.clock()
+            now = sil.clock()
             if isinstance(data.get("ends_at"), (int, float)):
                 ends_at = float(data["ends_at"])
             elif isinstance(data.get("duration_s"), (int, float)):
                 ends_at = now + float(data["duration_s"])
             else:
                 raise ValueError("give 'duration_s' or 'ends_at' (Unix seconds)")
-            silence = silences.add(matchers, ends_at=ends_at, comment=_text(data, "comment"))
+            if not now < ends_at <= now + MAX_SILENCE_S:
+                raise ValueError("a silence must end in the future and within 366 days")
+            comment = _text(data, "comment")
+            silence = await run(functools.partial(sil.add, matchers, ends_at=ends_at, comment=comment))
             return web.json_response(silence.to_json(), status=201)
 
         async def delete_silence(request: web.Request) -> web.StreamResponse:
-            if not silences.expire(request.match_info["id"]):
+            if not await run(sil.expire, request.match_info["id"]):
                 raise KeyError(f"no silence {request.match_info['id']!r}")
             return web.json_response({"expired": request.match_info["id"]})
 

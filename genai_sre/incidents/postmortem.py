@@ -326,9 +326,7 @@ def write_postmortem(
 ) -> Path:
     """Write the draft to `path` (default: `<data dir>/postmortems/incident-<id>.md`) and return the path."""
     text = render_postmortem(service, incident_id, evidence)
-    target = (
-        Path(path) if path is not None else service.store.path.parent / "postmortems" / f"incident-{incident_id}.md"
-    )
+    target = Path(path) if path is not None else service.store.data_dir / "postmortems" / f"incident-{incident_id}.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     return target

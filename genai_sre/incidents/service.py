@@ -9,20 +9,27 @@ A notification with a firing alert whose `severity` is in `open_on` (default
 open incident of that group. An alert already filed in an incident (same
 fingerprint and start) never opens another one, so repeats are harmless.
 When every alert of an incident has resolved, the incident resolves with it
-(`auto_resolve`). Each change is one SQLite transaction; webhook bodies are
-recorded by their sha256 in the same transaction, so a webhook answered 2xx
-is stored exactly once even when Alertmanager sends it again.
+(`auto_resolve`). Each change is one transaction of the store (SQLite or
+PostgreSQL, serialised across processes); webhook bodies are recorded by their
+sha256 in the same transaction, so a webhook answered 2xx is stored exactly
+once even when Alertmanager sends it again, to this primary or another.
+
+The methods are synchronous and touch the database; code on an event loop
+calls them through `await service.call(method, ...)`, which runs them on the
+store's own threads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from genai_sre.alerting.notification import Notification, parse_fraction
 from genai_sre.errors import ConfigError
@@ -31,9 +38,8 @@ from genai_sre.incidents.figures import Summary, incident_figures, summarize
 from genai_sre.incidents.store import IncidentStore
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from genai_sre.alerting.delivery import DeliveryRecord
+    from genai_sre.storage.sql import Tx
     from genai_sre.telemetry.metrics import Metrics
 
 __all__ = ["IncidentService", "IngestResult", "NOTE_KINDS"]
@@ -42,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 NOTE_KINDS = ("note", "mitigation", "action_item")
 DEPLOY_LOOKBACK_S = 3600.0
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +98,16 @@ class IncidentService:
         self._open_on = tuple(open_on)
         self._auto_resolve = auto_resolve
 
+    async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a synchronous method off the event loop, on the store's threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.store.executor, functools.partial(fn, *args, **kwargs))
+
     # -- intake ---------------------------------------------------------------------------------
 
     async def send(self, notification: Notification) -> None:
         """Receiver entry point: the router hands over a notification."""
-        self.record(notification, source="router")
+        await self.call(self.record, notification, "router")
 
     def record(self, notification: Notification, source: str = "router") -> str | None:
         with self.store.transaction() as db:
@@ -118,7 +132,7 @@ class IncidentService:
         self._after_change(incident_id, opened)
         return IngestResult(incident_id, duplicate=False)
 
-    def _apply(self, db: sqlite3.Connection, n: Notification, source: str) -> tuple[str | None, bool]:
+    def _apply(self, db: Tx, n: Notification, source: str) -> tuple[str | None, bool]:
         now = self.clock()
         store = self.store
         incident_id = store.find_open(db, n.group_key)
@@ -192,7 +206,7 @@ class IncidentService:
                 f"{n.status} notification from {source} ({len(n.firing)} firing, {len(n.resolved)} resolved)",
                 {"receiver": n.receiver, "group_key": n.group_key},
             )
-        incident = store.get(incident_id)
+        incident = store.get(incident_id, db)
         if (
             self._auto_resolve
             and changed
@@ -204,8 +218,11 @@ class IncidentService:
             store.add_event(db, incident_id, now, "resolved", "every alert of the incident resolved")
         return incident_id, opened
 
-    def on_delivery(self, record: DeliveryRecord) -> None:
+    async def on_delivery(self, record: DeliveryRecord) -> None:
         """Delivery observer: notifications to other receivers land on the open incidents they concern."""
+        await self.call(self.record_delivery, record)
+
+    def record_delivery(self, record: DeliveryRecord) -> None:
         ids = self.store.open_incidents_with(record.fingerprints)
         if not ids:
             return
@@ -219,31 +236,35 @@ class IncidentService:
 
     # -- people ---------------------------------------------------------------------------------
 
-    def _require(self, incident_id: str) -> Incident:
-        incident = self.store.get(incident_id)
+    def _require(self, incident_id: str, tx: Tx | None = None) -> Incident:
+        incident = self.store.get(incident_id, tx)
         if incident is None:
             raise KeyError(f"no incident {incident_id!r}")
         return incident
 
     def ack(self, incident_id: str, text: str = "") -> Incident:
-        incident = self._require(incident_id)
-        if incident.status == "open":
-            now = self.clock()
-            with self.store.transaction() as db:
+        now = self.clock()
+        with self.store.transaction() as db:  # read inside the write: another primary may ack at the same time
+            incident = self._require(incident_id, db)
+            acked = incident.status == "open"
+            if acked:
                 self.store.set_status(db, incident.id, "acknowledged", "acknowledged_at", now)
                 self.store.add_event(db, incident.id, now, "acknowledged", text or "acknowledged")
+        if acked:
             self._observe("genai_sre_incident_time_to_acknowledge_seconds", now - incident.opened_at)
         return self._require(incident_id)
 
     def resolve(self, incident_id: str, text: str = "") -> Incident:
-        incident = self._require(incident_id)
-        if incident.status != "resolved":
-            now = self.clock()
-            with self.store.transaction() as db:
+        now = self.clock()
+        with self.store.transaction() as db:
+            incident = self._require(incident_id, db)
+            resolved = incident.status != "resolved"
+            if resolved:
                 if incident.acknowledged_at is None:
                     self.store.set_status(db, incident.id, "acknowledged", "acknowledged_at", now)
                 self.store.set_status(db, incident.id, "resolved", "resolved_at", now)
                 self.store.add_event(db, incident.id, now, "resolved", text or "resolved")
+        if resolved:
             self._after_change(incident.id, False)
         return self._require(incident_id)
 
@@ -252,9 +273,9 @@ class IncidentService:
             raise ValueError(f"note kind must be one of {', '.join(NOTE_KINDS)}, got {kind!r}")
         if not text.strip():
             raise ValueError("a note needs text")
-        incident = self._require(incident_id)
         now = self.clock()
         with self.store.transaction() as db:
+            incident = self._require(incident_id, db)
             self.store.add_event(db, incident.id, now, kind, text)
         return TimelineEvent(incident.id, now, kind, text)
 
@@ -318,7 +339,7 @@ class IncidentService:
                 self._observe("genai_sre_incident_time_to_detect_seconds", figs.time_to_detect_s)
         if incident.status == "resolved" and incident.resolved_at is not None:
             self._observe("genai_sre_incident_time_to_resolve_seconds", incident.resolved_at - incident.opened_at)
-        self._metrics.gauge("genai_sre_incidents_open").set(len(self.store.list_incidents("active", 100000)))
+        self._metrics.gauge("genai_sre_incidents_open").set(self.store.count_active())
         self._publish_dora()
 
     def _observe(self, name: str, seconds: float) -> None:

@@ -188,6 +188,10 @@ class ClientConnection(asyncio.Protocol):
         req = self.current
         assert req is not None
         req.method = self.parser.get_method()
+        if req.method == b"CONNECT":
+            raise _Refuse(405, "method_not_allowed", "CONNECT is not accepted: this is not a forward proxy", "connect")
+        if self.parser.should_upgrade():
+            raise _Refuse(400, "upgrade_not_supported", "protocol upgrades are not forwarded", "upgrade")
         req.version = self.parser.get_http_version()
         req.keep_alive = self.parser.should_keep_alive()
         declared = req.lookup.get(b"content-length")

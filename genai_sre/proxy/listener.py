@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from genai_sre.config import ProxyConfig
+from genai_sre.errors import ListenError
 from genai_sre.proxy.connection import ClientConnection, Request
 
 __all__ = ["Limits", "ProxyServer"]
@@ -84,13 +85,16 @@ class ProxyServer:
         if sock is not None:
             server = await loop.create_server(lambda: ClientConnection(self), sock=sock, backlog=1024)
         else:
-            server = await loop.create_server(
-                lambda: ClientConnection(self),
-                self.config.host,
-                self.config.port,
-                reuse_address=True,
-                backlog=1024,
-            )
+            try:
+                server = await loop.create_server(
+                    lambda: ClientConnection(self),
+                    self.config.host,
+                    self.config.port,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+            except OSError as exc:
+                raise ListenError.of("proxy port", self.config.host, self.config.port, exc) from None
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
         for s in server.sockets:

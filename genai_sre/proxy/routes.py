@@ -30,6 +30,8 @@ class BoundedLabel:
     the least used one only once it has been used more (space-saving heavy hitters, with counts
     halved every `half_life_s`). A client sending made-up values cannot take slots from the values
     real traffic uses: made-up models fail upstream and earn nothing, and a used value keeps its slot.
+    Counters never lose a series, so values are admitted at most `2 * cap` times in a process's life:
+    the exported series stay bounded even under churn.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class BoundedLabel:
         self._clock = clock
         self._slots: dict[str, float] = {}
         self._candidates: dict[str, float] = {}
+        self._admissions = 0
         self._decayed_at = clock()
 
     def __call__(self, value: str | None) -> str:
@@ -70,8 +73,11 @@ class BoundedLabel:
         if value in slots:
             slots[value] += 1.0
             return
+        if self._admissions >= 2 * self._cap:
+            return  # the lifetime bound on exported values is reached: the current slots stay
         if len(slots) < self._cap:
             slots[value] = 1.0
+            self._admissions += 1
             return
         cands = self._candidates
         if value in cands:
@@ -85,6 +91,7 @@ class BoundedLabel:
         if cands[value] > slots[weakest] + 1.0:
             slots[value] = cands.pop(value)
             cands[weakest] = slots.pop(weakest)
+            self._admissions += 1
 
     def _decay(self, now: float) -> None:
         halvings = int((now - self._decayed_at) // self._half_life)

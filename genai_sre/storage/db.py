@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from genai_sre.errors import StorageError
+from genai_sre.storage.sql import secure_data_dir, secure_file
 
 __all__ = ["open_db"]
 
 
 def open_db(path: Path, store: str, migrations: Sequence[str]) -> sqlite3.Connection:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(path.parent)  # 0700
+        secure_file(path)  # 0600: redacted samples are still user data
         conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -60,8 +60,9 @@ def test_compose_commands_parse() -> None:
         load_scenario(ROOT / "configs" / "scenarios" / f"{name}.yaml")
 
 
-def test_kubernetes_sidecar_args_parse() -> None:
-    pod = kube("Deployment")["spec"]["template"]["spec"]
+@pytest.mark.parametrize("deployment", ["llm-app", "genai-sre-primary"])
+def test_kubernetes_sidecar_args_parse(deployment: str) -> None:
+    pod = kube("Deployment", deployment)["spec"]["template"]["spec"]
     (sidecar,) = [c for c in pod["containers"] if c["name"] == "genai-sre"]
     assert "command" not in sidecar, "the image's ENTRYPOINT (genai-sre) must stay"
     args = parse(sidecar["args"])
@@ -104,7 +105,7 @@ def test_kubernetes_configmap_is_fleet_mode_and_loads(tmp_path: Path) -> None:
     assert main(["check-config", "--config", str(cfg_path)]) == 0
     assert cfg.slo.evaluate == "prometheus" and cfg.incidents.role == "off"
     assert cfg.proxy.host == "127.0.0.1" and cfg.admin.port == 9464 and cfg.storage.data_dir == "/var/lib/genai-sre"
-    env = {e["name"] for c in kube("Deployment")["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    env = {e["name"] for c in kube("Deployment", "llm-app")["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
     assert cfg.admin.token_env in env
 
 

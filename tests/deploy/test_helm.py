@@ -171,6 +171,11 @@ def test_primary_sqlite_with_a_volume_or_a_database_url_with_replicas(
     (container,) = pg["spec"]["template"]["spec"]["containers"]
     url = next(e for e in container["env"] if e["name"] == "GENAI_SRE_INCIDENTS_URL")
     assert url["valueFrom"]["secretKeyRef"] == {"name": "incidents-db", "key": "url"}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz/incidents"
+    pdb = one(rendered["postgres"], "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pg["spec"]["template"]["metadata"]["labels"].items()
+    assert not [d for d in rendered["default"] if d["kind"] == "PodDisruptionBudget"]
 
     # Alertmanager's intake URL names this Service and port
     svc = one(rendered["default"], "Service", "genai-sre-primary")
@@ -182,6 +187,7 @@ def test_primary_sqlite_with_a_volume_or_a_database_url_with_replicas(
     (tmp_path / "slos.yaml").write_text(data["slos.yaml"])
     cfg = load_config(tmp_path / "config.yaml", environ={})
     assert cfg.incidents.role == "primary" and cfg.slo.evaluate == "prometheus" and not cfg.detectors
+    assert cfg.incidents.store_url in ("", None) and cfg.incidents.retention_days == 400
     assert parse(container["args"]).command == "serve"
 
 

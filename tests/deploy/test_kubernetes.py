@@ -22,7 +22,7 @@ def test_core_manifests_pass_kubernetes_validate() -> None:
     proc = subprocess.run([kv, "--strict", *core], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     kinds = {d["kind"] for p, d in kube_documents() if str(p) in core}
-    assert kinds == {"Namespace", "ConfigMap", "Deployment", "Service", "NetworkPolicy"}
+    assert kinds == {"Namespace", "ConfigMap", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"}
     assert proc.stdout.count(" passed for resource ") == sum(1 for p, _ in kube_documents() if str(p) in core)
 
 
@@ -33,7 +33,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_sidecar_next_to_the_application_with_probes_resources_and_security() -> None:
-    dep = kube("Deployment")
+    dep = kube("Deployment", "llm-app")
     pod = dep["spec"]["template"]["spec"]
     names = [c["name"] for c in pod["containers"]]
     assert names == ["app", "genai-sre"]
@@ -66,7 +66,7 @@ def test_service_monitor_scrapes_the_sidecars_admin_port() -> None:
     (endpoint,) = sm["spec"]["endpoints"]
     (port,) = [p for p in svc["spec"]["ports"] if p["name"] == endpoint["port"]]
     assert port["targetPort"] == "admin" and endpoint["path"] == "/metrics"
-    pod_labels = kube("Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = kube("Deployment", "llm-app")["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     slos = yaml.safe_load((ROOT / "configs" / "slos.yaml").read_text())
     assert svc["metadata"]["name"] == slos["self_monitoring"]["job"], "the operator names the job after the Service"
@@ -89,3 +89,33 @@ def test_prometheusrule_groups_pass_promtool(tmp_path: Path) -> None:
     proc = subprocess.run([promtool, "check", "rules", str(groups)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
+
+
+def test_incident_primaries_share_postgres_from_a_secret(tmp_path: Path) -> None:
+    from genai_sre.cli import main
+    from genai_sre.config import load_config
+
+    dep = kube("Deployment", "genai-sre-primary")
+    assert dep["spec"]["replicas"] == 2
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert env["GENAI_SRE_INCIDENTS_URL"] == {"name": "genai-sre-incidents-db", "key": "url"}
+    assert env["GENAI_SRE_ADMIN_TOKEN"] == {"name": "genai-sre-admin", "key": "token"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True and sc["capabilities"]["drop"] == ["ALL"]
+    pdb = kube("PodDisruptionBudget", "genai-sre-primary")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    svc = kube("Service", "genai-sre-primary")
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    (cm_volume,) = [v for v in pod["volumes"] if "configMap" in v]
+    data = kube("ConfigMap", cm_volume["configMap"]["name"])["data"]
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(data["config.yaml"])
+    cfg = load_config(cfg_path, environ={})
+    assert cfg.incidents.role == "primary" and cfg.incidents.store_url == "" and cfg.slo.file is None
+    assert cfg.admin.token_env == "GENAI_SRE_ADMIN_TOKEN"
+    assert main(["check-config", "--config", str(cfg_path)]) == 0
+    am = (ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text()
+    assert "http://genai-sre-primary:9464/admin/alertmanager" in am

@@ -13,22 +13,26 @@ from aiohttp import web
 from genai_sre.alerting.config import AlertingConfig, DeliveryConfig
 from genai_sre.alerting.notification import Notification
 from genai_sre.alerting.router import AlertRouter
+from genai_sre.alerting.silences import Silences, StoreSilences
 from genai_sre.config import AdminConfig
 from genai_sre.incidents.api import AdminAuth, admin_routes
 from genai_sre.incidents.service import IncidentService
-from genai_sre.incidents.store import IncidentStore
+from genai_sre.incidents.store import open_store
 from tests.alerting.helpers import FakeClock, alert, free_port
 
 WRITE, READ = "w-token", "r-token"
 
 
-async def serve(tmp_path: Path) -> tuple[str, web.AppRunner, IncidentService, AlertRouter]:
+async def serve(tmp_path: Path, store_url: str = "") -> tuple[str, web.AppRunner, IncidentService, AlertRouter]:
     clock = FakeClock()
-    service = IncidentService(IncidentStore.open(tmp_path), clock)
-    router = AlertRouter(AlertingConfig(delivery=DeliveryConfig(log_file=None), silences_file=None), {}, clock=clock)
+    service = IncidentService(open_store(store_url, tmp_path), clock)
+    silences = Silences(clock, backend=StoreSilences(service.store))
+    router = AlertRouter(
+        AlertingConfig(delivery=DeliveryConfig(log_file=None), silences_file=None), {}, clock=clock, silences=silences
+    )
     auth = AdminAuth.from_env(AdminConfig(), {"GENAI_SRE_ADMIN_TOKEN": WRITE, "GENAI_SRE_ADMIN_READ_TOKEN": READ})
     app = web.Application()
-    app.add_routes(admin_routes(service, router, auth))
+    app.add_routes(admin_routes(service, silences, auth))
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -78,9 +82,9 @@ def test_no_token_configured_refuses_everything() -> None:
 
 
 @pytest.mark.integration
-def test_incident_endpoints(tmp_path: Path) -> None:
+def test_incident_endpoints(tmp_path: Path, store_url: str) -> None:
     async def main() -> None:
-        base, runner, service, router = await serve(tmp_path)
+        base, runner, service, router = await serve(tmp_path, store_url)
         try:
             n = Notification("r", '{}:{slo="chat"}', "firing", {"slo": "chat"}, (alert(starts_at=1.8e9),), 1.8e9)
             status, body = await call("POST", base + "/admin/alertmanager", WRITE, n.to_webhook())
@@ -128,6 +132,41 @@ def test_incident_endpoints(tmp_path: Path) -> None:
             assert (await call("DELETE", base + f"/admin/silences/{sil['id']}", WRITE))[0] == 200
             assert (await call("DELETE", base + f"/admin/silences/{sil['id']}", WRITE))[0] == 404
             assert router.silences.silenced_by({"slo": "chat"}) is None
+        finally:
+            await runner.cleanup()
+            service.store.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.integration
+def test_postmortem_reads_slo_figures_on_the_event_loop(tmp_path: Path) -> None:
+    import threading
+
+    from tests.incidents.test_lifecycle import Evidence
+
+    class Recording(Evidence):
+        threads: list[int] = []
+
+        def slo_figures(self, slo: str, start: float, end: float) -> dict[str, Any]:
+            self.threads.append(threading.get_ident())
+            return super().slo_figures(slo, start, end)
+
+    async def main() -> None:
+        clock = FakeClock()
+        service = IncidentService(open_store("", tmp_path), clock)
+        n = Notification("r", '{}:{slo="chat"}', "firing", {"slo": "chat"}, (alert(starts_at=1.8e9),), 1.8e9)
+        service.record(n)
+        app = web.Application()
+        app.add_routes(admin_routes(service, None, AdminAuth(WRITE), Recording()))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            status, text = await call("GET", f"http://127.0.0.1:{port}/admin/incidents/1/postmortem", WRITE)
+            assert status == 200 and "310 of 1200" in text  # the figures reached the draft
+            assert Recording.threads == [threading.get_ident()]  # read on the loop's thread
         finally:
             await runner.cleanup()
             service.store.close()

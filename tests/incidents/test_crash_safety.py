@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from genai_sre.incidents.store import IncidentStore
+from genai_sre.incidents.store import open_store
 from tests.alerting.helpers import free_port
 
 pytestmark = pytest.mark.integration
@@ -48,10 +48,10 @@ def payload(n: int) -> dict[str, Any]:
     }
 
 
-def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start(data_dir: Path, port: int, store_url: str = "") -> subprocess.Popen[bytes]:
     env = {**os.environ, "TEST_ADMIN_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.incidents.webhook_server", str(data_dir), str(port)],
+        [sys.executable, "-m", "tests.incidents.webhook_server", str(data_dir), str(port), store_url],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -81,10 +81,10 @@ async def pour(url: str, acked: list[int], workers: int = 4) -> None:
         await asyncio.gather(*(worker(session) for _ in range(workers)))
 
 
-def test_sigkill_during_writes(tmp_path: Path) -> None:
+def test_sigkill_during_writes(tmp_path: Path, store_url: str) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/admin/alertmanager"
-    proc = start(tmp_path, port)
+    proc = start(tmp_path, port, store_url)
     acked: list[int] = []
 
     async def run() -> None:
@@ -101,7 +101,7 @@ def test_sigkill_during_writes(tmp_path: Path) -> None:
         proc.wait()
     assert len(acked) >= 40
 
-    proc = start(tmp_path, port)  # restart on the same data: the intake works again and deduplicates
+    proc = start(tmp_path, port, store_url)  # restart on the same data: the intake works again and deduplicates
     try:
 
         async def again() -> dict[str, Any]:
@@ -115,7 +115,7 @@ def test_sigkill_during_writes(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
 
-    store = IncidentStore.open(tmp_path)
+    store = open_store(store_url, tmp_path)
     by_group: dict[str, int] = {}
     for incident, _ in store.all_incidents():
         by_group[incident.group_key] = by_group.get(incident.group_key, 0) + 1

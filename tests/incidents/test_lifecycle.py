@@ -12,7 +12,7 @@ from genai_sre.alerting.router import AlertRouter
 from genai_sre.events import Annotation
 from genai_sre.incidents.postmortem import render_postmortem, write_postmortem
 from genai_sre.incidents.service import IncidentService
-from genai_sre.incidents.store import IncidentStore
+from genai_sre.incidents.store import open_store
 from genai_sre.telemetry.metrics import Metrics
 from tests.alerting.helpers import FakeClock, RecordingReceiver, alert
 
@@ -58,9 +58,11 @@ class Evidence:
         }
 
 
-def build(tmp_path: Path, clock: FakeClock) -> tuple[AlertRouter, IncidentService, RecordingReceiver, Metrics]:
+def build(
+    tmp_path: Path, clock: FakeClock, store_url: str = ""
+) -> tuple[AlertRouter, IncidentService, RecordingReceiver, Metrics]:
     metrics = Metrics()
-    service = IncidentService(IncidentStore.open(tmp_path), clock, metrics)
+    service = IncidentService(open_store(store_url, tmp_path), clock, metrics)
     cfg = AlertingConfig(
         route=RouteConfig(
             receiver="chat",
@@ -78,10 +80,10 @@ def build(tmp_path: Path, clock: FakeClock) -> tuple[AlertRouter, IncidentServic
     return router, service, chat, metrics
 
 
-def test_page_to_postmortem(tmp_path: Path) -> None:
+def test_page_to_postmortem(tmp_path: Path, store_url: str) -> None:
     async def main() -> None:
         clock = FakeClock(T0)
-        router, service, chat, metrics = build(tmp_path, clock)
+        router, service, chat, metrics = build(tmp_path, clock, store_url)
         service.annotate(Annotation("deploy", T0 - 1200, "rollout", {"model": "gpt-x", "version": "2026-11-27"}))
         burn_start = T0 - 300
         page = alert(
@@ -172,11 +174,12 @@ def test_page_to_postmortem(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_ticket_alone_opens_nothing(tmp_path: Path) -> None:
+def test_ticket_alone_opens_nothing(tmp_path: Path, store_url: str) -> None:
     clock = FakeClock(T0)
-    service = IncidentService(IncidentStore.open(tmp_path), clock)
+    service = IncidentService(open_store(store_url, tmp_path), clock)
     from genai_sre.alerting.notification import Notification
 
     n = Notification("r", "{}:{}", "firing", {}, (alert(severity="ticket", starts_at=T0),), T0)
     assert service.record(n) is None
     assert service.list_incidents() == []
+    service.store.close()

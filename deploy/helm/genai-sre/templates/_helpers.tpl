@@ -49,7 +49,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- toYaml (mustMergeOverwrite $cfg (deepCopy .Values.sidecar.extraConfig)) -}}
 {{- end -}}
 
-{{/* The primary's config: no proxy traffic of its own; owns incidents; SQLite or GENAI_SRE_INCIDENTS_URL. */}}
+{{/* The primary's config: no proxy traffic of its own; owns incidents; SQLite, or PostgreSQL from env GENAI_SRE_INCIDENTS_URL. */}}
 {{- define "genai-sre.primaryConfig" -}}
 {{- $cfg := dict
   "version" "genai-sre/v1"
@@ -60,7 +60,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   "storage" (dict "data_dir" "/var/lib/genai-sre")
   "slo" (dict "file" "slos.yaml" "evaluate" "prometheus")
   "alerting" (dict "file" nil)
-  "incidents" (dict "role" "primary")
+  "incidents" (dict "role" "primary" "store_url" "" "retention_days" .Values.primary.retentionDays)
   "logging" (dict "level" "INFO" "format" "json")
 -}}
 {{- toYaml $cfg -}}
