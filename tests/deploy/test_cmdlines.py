@@ -63,7 +63,7 @@ def test_compose_commands_parse() -> None:
 @pytest.mark.parametrize("deployment", ["llm-app", "genai-sre-primary"])
 def test_kubernetes_sidecar_args_parse(deployment: str) -> None:
     pod = kube("Deployment", deployment)["spec"]["template"]["spec"]
-    (sidecar,) = [c for c in pod["containers"] if c["name"] == "genai-sre"]
+    (sidecar,) = [c for c in pod.get("initContainers", []) + pod["containers"] if c["name"] == "genai-sre"]
     assert "command" not in sidecar, "the image's ENTRYPOINT (genai-sre) must stay"
     args = parse(sidecar["args"])
     assert args.command == "serve" and args.config == IMAGE_CONFIG
@@ -105,7 +105,8 @@ def test_kubernetes_configmap_is_fleet_mode_and_loads(tmp_path: Path) -> None:
     assert main(["check-config", "--config", str(cfg_path)]) == 0
     assert cfg.slo.evaluate == "prometheus" and cfg.incidents.role == "off"
     assert cfg.proxy.host == "127.0.0.1" and cfg.admin.port == 9464 and cfg.storage.data_dir == "/var/lib/genai-sre"
-    env = {e["name"] for c in kube("Deployment", "llm-app")["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    pod = kube("Deployment", "llm-app")["spec"]["template"]["spec"]
+    env = {e["name"] for c in pod["initContainers"] + pod["containers"] for e in c.get("env", [])}
     assert cfg.admin.token_env in env
 
 

@@ -35,9 +35,11 @@ def test_kustomization_lists_every_manifest() -> None:
 def test_sidecar_next_to_the_application_with_probes_resources_and_security() -> None:
     dep = kube("Deployment", "llm-app")
     pod = dep["spec"]["template"]["spec"]
-    names = [c["name"] for c in pod["containers"]]
-    assert names == ["app", "genai-sre"]
-    app, sidecar = pod["containers"]
+    assert [c["name"] for c in pod["containers"]] == ["app"]
+    (app,) = pod["containers"]
+    # a native sidecar: started before the application, stopped after it (its last calls still get through)
+    (sidecar,) = pod["initContainers"]
+    assert sidecar["name"] == "genai-sre" and sidecar["restartPolicy"] == "Always"
     assert {"name": "OPENAI_BASE_URL", "value": "http://127.0.0.1:8788/v1"} in app["env"]
     ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
     assert ports == {"proxy": 8788, "admin": 9464}
@@ -45,7 +47,7 @@ def test_sidecar_next_to_the_application_with_probes_resources_and_security() ->
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
     assert pod["automountServiceAccountToken"] is False
-    for c in pod["containers"]:
+    for c in [*pod["containers"], *pod["initContainers"]]:
         sc = c["securityContext"]
         assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, c["name"]
         assert sc["runAsNonRoot"] is True and isinstance(sc["runAsUser"], int), c["name"]
@@ -102,7 +104,7 @@ def test_incident_primaries_share_postgres_from_a_secret(tmp_path: Path) -> None
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
     assert env["GENAI_SRE_INCIDENTS_URL"] == {"name": "genai-sre-incidents-db", "key": "url"}
     assert env["GENAI_SRE_ADMIN_TOKEN"] == {"name": "genai-sre-admin", "key": "token"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz/incidents", "port": "admin"}
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True and sc["capabilities"]["drop"] == ["ALL"]
     pdb = kube("PodDisruptionBudget", "genai-sre-primary")
