@@ -45,17 +45,20 @@ $(CHECKOV):
 	$(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/pip install -q checkov==3.3.30
 
-# Static checks of deploy/ (hadolint, checkov, kubernetes-validate, compose schema, promtool, amtool)
-# and the dashboard queries against a real Prometheus.
+# Static checks of deploy/ (hadolint, checkov, kubernetes-validate, compose schema, promtool, amtool,
+# the Helm chart linted and rendered by Helm's engine) and the dashboard queries against a real Prometheus.
 deploy-check: $(STAMP) system-deps $(CHECKOV)
 	$(PY) -m pytest -q tests/deploy tests/dashboards
 
-# Regenerate everything in deploy/ that is derived from configs/slos.yaml and the dashboard code.
+# Regenerate everything in deploy/ that is derived from configs/slos.yaml and the dashboard code
+# (the Helm chart carries copies of the SLO file and the rules in files/).
 deploy-generate: $(STAMP)
 	$(VENV)/bin/genai-sre rules --out deploy/prometheus/rules
 	$(VENV)/bin/genai-sre rules --format prometheusrule --out deploy/kubernetes
 	$(VENV)/bin/genai-sre dashboards --out deploy/grafana/dashboards
 	$(PY) deploy/kubernetes/sync_slos.py
+	cp configs/slos.yaml deploy/helm/genai-sre/files/slos.yaml
+	cp deploy/prometheus/rules/genai-sre-slos.rules.yml deploy/helm/genai-sre/files/genai-sre-slos.rules.yml
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"

@@ -35,9 +35,12 @@ from genai_sre.plugins import build
 from genai_sre.providers import ExchangeParser
 from genai_sre.proxy.channel import ChannelServer, Intake
 from genai_sre.proxy.intake import ProxyIntake
+from genai_sre.proxy.routes import BoundedLabel
 from genai_sre.telemetry.metrics import Metrics
+from genai_sre.telemetry.pricing import load_prices
 from genai_sre.telemetry.prometheus import EvaluationMetrics
 from genai_sre.telemetry.proxy_collector import ProxyCollector
+from genai_sre.telemetry.usage import UsageMetrics
 
 if TYPE_CHECKING:
     from genai_sre.incidents.stack import AlertingStack
@@ -219,8 +222,17 @@ def build_agent(
         config.pipeline.queue_max_bytes,
         size=lambda c: len(c.request_body) + len(c.response_body),
     )
-    parser = ExchangeParser(config.upstreams, config.labels, capture_limit=config.proxy.capture_limit_bytes)
-    sinks: list[EvaluationSink] = [EvaluationMetrics(metrics)]
+    parser = ExchangeParser(
+        config.upstreams,
+        config.labels,
+        capture_limit=config.proxy.capture_limit_bytes,
+        estimate_tokens=config.telemetry.estimate_tokens,
+    )
+    model_label = BoundedLabel(config.labels.models, cap=config.labels.max_values)  # exchanges without the proxy's
+    sinks: list[EvaluationSink] = [
+        EvaluationMetrics(metrics),
+        UsageMetrics(metrics, load_prices(config), model_label),  # tokens and spend per model, tenant and app
+    ]
     runner = DetectorRunner(
         build_detector_slots(config, metrics, wall, emit=functools.partial(deliver_supplement, sinks)),
         metrics,

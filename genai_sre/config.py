@@ -26,9 +26,13 @@ __all__ = [
     "IncidentsSettings",
     "LabelsConfig",
     "LoggingConfig",
+    "ModelPrice",
     "OTLPConfig",
     "PipelineConfig",
+    "PricesConfig",
     "ProxyConfig",
+    "RedactionConfig",
+    "RedactionPattern",
     "SLOSettings",
     "StorageConfig",
     "TelemetryConfig",
@@ -120,6 +124,7 @@ class LabelsConfig:
     models: tuple[str, ...] = ()
     tenant_header: str = "x-tenant"
     app_header: str = "x-app"
+    conversation_header: str = "x-conversation-id"
     tenants: tuple[str, ...] = ()
     apps: tuple[str, ...] = ()
     max_values: Annotated[int, Range(1, 1000)] = 20  # label values per attribute without an allow-list
@@ -158,12 +163,28 @@ class DetectorConfig:
 
 
 @dataclass(frozen=True)
+class RedactionPattern:
+    name: str
+    pattern: str
+    replacement: str = "[REDACTED]"
+
+
+@dataclass(frozen=True)
+class RedactionConfig:
+    """Redaction of stored and exported text: the built-in patterns less `disable`, then `patterns`."""
+
+    disable: tuple[str, ...] = ()
+    patterns: tuple[RedactionPattern, ...] = ()
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     data_dir: str = ".genai-sre"
     store_samples: bool = False
     sample_rate: Share = 0.1
     retention_days: Annotated[float, Range(above=0, max=3650)] = 7.0
     max_samples: Count = 100000
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
 
 
 @dataclass(frozen=True)
@@ -208,8 +229,38 @@ class OTLPConfig:
 
 
 @dataclass(frozen=True)
+class ModelPrice:
+    """USD per million tokens. Unset cache and reasoning prices fall back to the input and output prices."""
+
+    input: float
+    output: float = 0.0
+    cache_read: float | None = None
+    cache_write: float | None = None
+    reasoning: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output", "cache_read", "cache_write", "reasoning"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"price {name} must not be negative, got {value}")
+
+
+@dataclass(frozen=True)
+class PricesConfig:
+    """The price table: the one shipped with the package (`builtin`), a file, then `models`, later ones winning."""
+
+    builtin: bool = True
+    file: str | None = None
+    models: Mapping[str, ModelPrice] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TelemetryConfig:
     otlp: OTLPConfig = field(default_factory=OTLPConfig)
+    estimate_tokens: bool = False  # count tokens offline when the upstream reports no usage (marked estimated)
+    user_id: Literal["hashed", "omit"] = "hashed"  # the end user on spans: a keyed hash, or left out
+    user_id_key_env: str = "GENAI_SRE_USER_ID_KEY"  # variable holding the key of that hash
+    prices: PricesConfig = field(default_factory=PricesConfig)
 
 
 @dataclass(frozen=True)

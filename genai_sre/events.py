@@ -120,9 +120,20 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts of one exchange, as the upstream reported them (or estimated, when `estimated`).
+
+    `input_tokens` counts every input token, cached ones included (the OpenAI
+    convention; Anthropic's separate cache fields are added in); the cache and
+    reasoning counts are parts of the input and output totals, None when the
+    upstream did not report them.
+    """
+
     input_tokens: int | None = None
     output_tokens: int | None = None
     estimated: bool = False
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,8 @@ class Exchange:
     server_address: str | None = None
     server_port: int | None = None
     trace: TraceIds | None = None
+    user: str | None = None  # the end user the client named (OpenAI `user`, Anthropic `metadata.user_id`)
+    conversation_id: str | None = None  # the client's conversation or session id, when it sent one
 
     @property
     def ok(self) -> bool:

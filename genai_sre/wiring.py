@@ -21,7 +21,7 @@ from genai_sre.storage.files import private_dir
 from genai_sre.storage.redact import redact
 from genai_sre.storage.samples import SampleStore
 
-__all__ = ["check_files", "wire"]
+__all__ = ["check_files", "page_severities", "wire"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ async def wire(agent: Agent) -> None:
     from genai_sre.incidents.stack import build_alerting
 
     evidence = _Evidence(store)
-    stack = build_alerting(config, clock=agent.wall, metrics=agent.metrics, evidence=evidence)
+    stack = build_alerting(
+        config, clock=agent.wall, metrics=agent.metrics, evidence=evidence, open_on=page_severities(config)
+    )
     agent.admin_routes.extend(stack.routes)
     agent.readiness_checks.append(stack.ready)
     agent.alerting = stack
@@ -80,6 +82,15 @@ async def wire(agent: Agent) -> None:
     agent.postmortem_evidence = evidence
     _wire_otlp(agent)
     _wire_probes(agent)
+
+
+def page_severities(config: Config) -> tuple[str, ...]:
+    """The `severity` values that open incidents: the SLO file's page tier (`severities.page`, default `page`)."""
+    if not config.slo.file:
+        return ("page",)
+    from genai_sre.slo.spec import load_slos
+
+    return (load_slos(config.resolve(config.slo.file)).severities.page,)
 
 
 def _wire_slos(agent: Agent, router: Any) -> None:

@@ -78,8 +78,13 @@ class DeliveryConfig:
     max_backoff_s: float = 30.0
     log_file: str | None = "deliveries.jsonl"
     log_entries: int = 1000
+    log_max_bytes: int = 10 * 1024 * 1024  # the log rotates past this size (0: never)
+    log_keep: int = 5  # rotated files kept (deliveries.jsonl.1 ... .5)
+    log_max_age_days: float = 30.0  # rotated files older than this are deleted (0: kept)
 
     def __post_init__(self) -> None:
+        if self.log_max_bytes < 0 or self.log_keep < 0 or self.log_max_age_days < 0:
+            raise ValueError("log_max_bytes, log_keep and log_max_age_days must not be negative")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if self.timeout_s <= 0:

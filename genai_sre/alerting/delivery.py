@@ -6,8 +6,9 @@ doubling up to `max_backoff_s`, at most `max_attempts` attempts. Any other 4xx
 fails at once: sending the same request again would fail the same way.
 
 Every delivery ends as one `DeliveryRecord`, kept in a bounded in-memory log
-and appended to a JSONL file in the data directory; it names the receiver and
-the group, never a URL or key.
+and appended to a JSONL file in the data directory that rotates by size and
+ages out (`log_max_bytes`, `log_keep`, `log_max_age_days`); it names the
+receiver and the group, never a URL or key.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from genai_sre.alerting.config import DeliveryConfig
 from genai_sre.alerting.notification import Notification
 from genai_sre.alerting.receivers import Receiver
 from genai_sre.errors import DeliveryError
+from genai_sre.storage.rotate import RotatingFile
 
 if TYPE_CHECKING:
     from genai_sre.telemetry.metrics import Metrics
@@ -62,6 +64,11 @@ class Delivery:
         self._clock = clock
         self._metrics = metrics
         self._log_path = Path(log_path) if log_path is not None else None
+        self._log_file = (
+            RotatingFile(self._log_path, config.log_max_bytes, config.log_keep, config.log_max_age_days)
+            if self._log_path is not None
+            else None
+        )
         self._sleep = sleep
         self._log: collections.deque[DeliveryRecord] = collections.deque(maxlen=config.log_entries)
         self._observers: list[Callable[[DeliveryRecord], object]] = []
@@ -144,15 +151,9 @@ class Delivery:
                     await result
             except Exception:  # isolation boundary: an observer must not break delivery
                 logger.exception("delivery observer failed")
-        if self._log_path is not None:
+        if self._log_file is not None:
             line = json.dumps({**asdict(record), "fingerprints": list(record.fingerprints)}) + "\n"
             try:
-                await asyncio.to_thread(_append, self._log_path, line)
+                await asyncio.to_thread(self._log_file.append, line)
             except OSError as exc:
                 logger.warning("cannot append to delivery log %s: %s", self._log_path, exc)
-
-
-def _append(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)

@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--slos", help="SLO file (default: the config's slo.file, else configs/slos.yaml)")
     p.add_argument("--config", default=os.environ.get("GENAI_SRE_CONFIG"), help="sidecar config naming the SLO file")
     p.add_argument("--out", help="write into this directory instead of stdout")
-    p.add_argument("--format", choices=("rules", "prometheusrule"), default="rules",
-                   help="a Prometheus rule file, or a prometheus-operator PrometheusRule manifest")
+    p.add_argument("--format", choices=("rules", "prometheusrule", "sloth", "openslo"), default="rules",
+                   help="a Prometheus rule file, a prometheus-operator PrometheusRule manifest, "
+                   "a Sloth prometheus/v1 spec or OpenSLO v1 documents")
     p.set_defaults(func=run)
 
 
@@ -41,6 +42,19 @@ def run(args: argparse.Namespace) -> int:
     path = slo_file_path(args.slos, args.config)
     slos = load_slos(path)
     source = path.as_posix()
+    if args.format in ("sloth", "openslo"):
+        from genai_sre.slo import exports
+
+        text = exports.sloth(slos, source) if args.format == "sloth" else exports.openslo(slos, source)
+        if not args.out:
+            print(text, end="")
+            return 0
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"genai-sre-slos.{args.format}.yaml"
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}")
+        return 0
     if args.out:
         written = write(slos, args.out, args.format, source)
         print(f"wrote {written}")

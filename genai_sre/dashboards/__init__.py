@@ -31,6 +31,7 @@ DASHBOARDS: dict[str, str] = {
     "llm-traffic.json": "genai_sre.dashboards.traffic",
     "quality.json": "genai_sre.dashboards.quality",
     "fairness.json": "genai_sre.dashboards.fairness",
+    "cost.json": "genai_sre.dashboards.cost",
 }
 
 

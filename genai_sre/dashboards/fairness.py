@@ -12,6 +12,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from genai_sre.dashboards.panels import (
     RATE,
     Grid,
+    datasource_variable,
     links,
     metric,
     query,
@@ -41,6 +42,7 @@ def build() -> dm.Dashboard:
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
         .link(links())
+        .with_variable(datasource_variable())
         .with_variable(query_variable("attribute", "Attribute", f"{disparity}, attribute"))
     )
     d = d.with_row(g.row("Disparity"))

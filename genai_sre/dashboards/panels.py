@@ -1,7 +1,10 @@
 """Building blocks shared by every generated dashboard: datasource, queries, layout, panels.
 
-Every dashboard reads one Prometheus datasource provisioned with uid `prometheus`
-(`deploy/grafana/provisioning/datasources/prometheus.yaml`). Metric names come
+Every dashboard has a `datasource` variable (type datasource, Prometheus
+datasources only) and every panel, query and query variable reads
+`${datasource}`, so the dashboards work on any Grafana whatever its Prometheus
+datasource's uid (Grafana Cloud's `grafanacloud-prom`, most installs); the
+variable starts on the default datasource. Metric names come
 from `genai_sre.telemetry.metrics.METRICS` through `metric()`, so renaming a
 metric there breaks generation instead of leaving a silent empty panel.
 """
@@ -21,6 +24,7 @@ __all__ = [
     "RATE",
     "Grid",
     "Placeable",
+    "datasource_variable",
     "links",
     "metric",
     "query",
@@ -31,7 +35,8 @@ __all__ = [
     "timeseries_panel",
 ]
 
-PROM = dm.DataSourceRef(type_val="prometheus", uid="prometheus")
+DATASOURCE_VARIABLE = "datasource"
+PROM = dm.DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE_VARIABLE + "}")
 RATE = "$__rate_interval"
 
 
@@ -41,7 +46,7 @@ def metric(name: str, suffix: str = "") -> str:
 
 
 def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False, fmt: str = "") -> prometheus.Dataquery:
-    q = prometheus.Dataquery().expr(expr).ref_id(ref)
+    q = prometheus.Dataquery().datasource(PROM).expr(expr).ref_id(ref)
     if legend:
         q = q.legend_format(legend)
     if instant:
@@ -65,6 +70,11 @@ def query_variable(name: str, label: str, source: str) -> dashboard.QueryVariabl
         .all_value(".*")
         .current(dm.VariableOption(selected=True, text="All", value="$__all"))
     )
+
+
+def datasource_variable() -> dashboard.DatasourceVariable:
+    """The `datasource` variable every panel reads: any Prometheus datasource, the default one first."""
+    return dashboard.DatasourceVariable(DATASOURCE_VARIABLE).label("Data source").type("prometheus")
 
 
 def links() -> dashboard.DashboardLink:

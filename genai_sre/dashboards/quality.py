@@ -11,18 +11,30 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard, heatmap
 from grafana_foundation_sdk.models import dashboard as dm
 
-from genai_sre.dashboards.panels import PROM, RATE, Grid, links, metric, query, query_variable, timeseries_panel
+from genai_sre.dashboards.panels import (
+    PROM,
+    RATE,
+    Grid,
+    datasource_variable,
+    links,
+    metric,
+    query,
+    query_variable,
+    timeseries_panel,
+)
 
 __all__ = ["EVALUATION", "UID", "build", "flagged_ratio"]
 
 UID = "genai-sre-quality"
 EVALUATION = "hallucination_risk"
+# findings carry tenant and app; the score histogram (bucketed) only route and model
+WHO = 'route=~"$route", model=~"$model", tenant=~"$tenant", app=~"$app"'
 
 
 def flagged_ratio(by: str) -> str:
     """Share of scored answers flagged, grouped `by`; 0 (not absent) while nothing is flagged."""
     findings = metric("genai_sre_findings")
-    sel = f'gen_ai_evaluation_name="{EVALUATION}", route=~"$route", model=~"$model"'
+    sel = f'gen_ai_evaluation_name="{EVALUATION}", {WHO}'
     every = f"sum by ({by}) (rate({findings}{{{sel}}}[{RATE}]))"
     flagged = f'sum by ({by}) (rate({findings}{{{sel}, label="flagged"}}[{RATE}]))'
     return f"({flagged}\nor {every} * 0)\n/ {every}"
@@ -43,8 +55,11 @@ def build() -> dm.Dashboard:
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
         .link(links())
+        .with_variable(datasource_variable())
         .with_variable(query_variable("route", "Route", f"{score}_count, route"))
         .with_variable(query_variable("model", "Model", f"{score}_count, model"))
+        .with_variable(query_variable("tenant", "Tenant", f'{metric("genai_sre_findings")}, tenant'))
+        .with_variable(query_variable("app", "App", f'{metric("genai_sre_findings")}, app'))
     )
     d = d.with_row(g.row("Hallucination risk"))
     d = d.with_panel(g.place(
@@ -69,18 +84,22 @@ def build() -> dm.Dashboard:
     ).max(1), 6, 9))
     d = d.with_row(g.row("Flagged answers"))
     d = d.with_panel(g.place(timeseries_panel(
-        "Flagged rate by route and model", "Share of scored answers the hallucination detector flagged.",
+        "Flagged rate by route and model",
+        "Share of scored answers the hallucination detector flagged (tenant and app filters apply).",
         "percentunit", query(flagged_ratio("route, model"), "{{route}} {{model}}"),
     ).max(1), 12, 8))
     findings = metric("genai_sre_findings")
     d = d.with_panel(g.place(timeseries_panel(
         "Findings by detector and label", "Findings per second from every detector.", "ops",
         query(
-            f'sum by (detector, gen_ai_evaluation_name, label) (rate({findings}{{route=~"$route", model=~"$model"}}'
-            f"[{RATE}]))",
+            f"sum by (detector, gen_ai_evaluation_name, label) (rate({findings}{{{WHO}}}[{RATE}]))",
             "{{detector}} {{gen_ai_evaluation_name}} {{label}}",
         ),
     ), 12, 8))
+    d = d.with_panel(g.place(timeseries_panel(
+        "Flagged rate by tenant and app", "Share of scored answers flagged, per tenant and app.", "percentunit",
+        query(flagged_ratio("tenant, app"), "{{tenant}} {{app}}"),
+    ).max(1), 24, 8))
     d = d.with_row(g.row("Detectors"))
     runs = metric("genai_sre_detector_runs")
     d = d.with_panel(g.place(timeseries_panel(

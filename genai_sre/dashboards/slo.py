@@ -14,6 +14,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from genai_sre.dashboards.panels import (
     RATE,
     Grid,
+    datasource_variable,
     links,
     metric,
     query,
@@ -53,6 +54,7 @@ def build() -> dm.Dashboard:
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
         .link(links())
+        .with_variable(datasource_variable())
         .with_variable(query_variable("slo", "SLO", "slo:objective:ratio, slo"))
     )
     d = d.with_row(g.row("Budget"))

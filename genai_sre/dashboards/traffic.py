@@ -10,14 +10,26 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
 from grafana_foundation_sdk.models import dashboard as dm
 
-from genai_sre.dashboards.panels import RATE, Grid, links, metric, query, query_variable, stat_panel, timeseries_panel
+from genai_sre.dashboards.panels import (
+    RATE,
+    Grid,
+    datasource_variable,
+    links,
+    metric,
+    query,
+    query_variable,
+    stat_panel,
+    timeseries_panel,
+)
 
 __all__ = ["UID", "build", "percentiles"]
 
 UID = "genai-sre-llm-traffic"
 QUANTILES = (0.5, 0.9, 0.99)
 
-_REQ = '{route=~"$route", model=~"$model"}'
+# tenant and app filter the request counter once it carries those labels; "All" (.*) also matches series without them
+_WHO = 'route=~"$route", model=~"$model", tenant=~"$tenant", app=~"$app"'
+_REQ = "{" + _WHO + "}"
 _GENAI = '{gen_ai_request_model=~"$model"}'
 
 
@@ -56,8 +68,11 @@ def build() -> dm.Dashboard:
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .readonly()
         .link(links())
+        .with_variable(datasource_variable())
         .with_variable(query_variable("route", "Route", f"{requests}, route"))
         .with_variable(query_variable("model", "Model", f"{requests}, model"))
+        .with_variable(query_variable("tenant", "Tenant", f'{metric("genai_sre_usage_requests")}, tenant'))
+        .with_variable(query_variable("app", "App", f'{metric("genai_sre_usage_requests")}, app'))
     )
     d = d.with_row(g.row("Requests"))
     d = d.with_panel(g.place(timeseries_panel(
@@ -67,7 +82,7 @@ def build() -> dm.Dashboard:
     d = d.with_panel(g.place(timeseries_panel(
         "Error ratio", "Share of requests answered 5xx or failed at the transport.", "percentunit",
         query(
-            f'(sum(rate({requests}{{route=~"$route", model=~"$model", status_class=~"5xx|error"}}[{RATE}]))'
+            f'(sum(rate({requests}{{{_WHO}, status_class=~"5xx|error"}}[{RATE}]))'
             f" or vector(0))\n/ sum(rate({requests}{_REQ}[{RATE}]))",
             "errors",
         ),

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,7 +132,9 @@ def build_alerting(
     environ: Mapping[str, str] | None = None,
     evidence: EvidenceSource | None = None,
     store: IncidentStore | None = None,
+    open_on: Sequence[str] = ("page",),
 ) -> AlertingStack:
+    """`open_on`: the `severity` label values that open incidents (the SLO file's `severities.page`)."""
     from genai_sre.alerting.config import load_alerting_config
 
     data_dir = config.resolve(config.storage.data_dir)
@@ -142,7 +144,7 @@ def build_alerting(
     if config.incidents.role == "primary":
         if store is None:
             store = open_store(resolve_store_url(config.incidents.store_url, environ), data_dir)
-        service = IncidentService(store, clock, metrics)
+        service = IncidentService(store, clock, metrics, open_on=open_on)
         silences = Silences(clock, backend=StoreSilences(store))
         if alerting is not None and alerting.silences_file:
             try:

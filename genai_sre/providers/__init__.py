@@ -28,11 +28,18 @@ class ExchangeParser:
     """Turns a `Capture` into an `Exchange`, with bounded labels from configured headers and metadata."""
 
     def __init__(
-        self, upstreams: tuple[UpstreamConfig, ...], labels: LabelsConfig, capture_limit: int = 1024 * 1024
+        self,
+        upstreams: tuple[UpstreamConfig, ...],
+        labels: LabelsConfig,
+        capture_limit: int = 1024 * 1024,
+        *,
+        estimate_tokens: bool = False,
     ) -> None:
         self.upstreams = {u.name: u for u in upstreams}
         self.labels = labels
         self.capture_limit = capture_limit
+        # `telemetry.estimate_tokens`: count tokens offline when the upstream reports no usage (marked estimated)
+        self.estimate_tokens = estimate_tokens
         self._tenant = BoundedLabel(labels.tenants, cap=labels.max_values)
         self._app = BoundedLabel(labels.apps, cap=labels.max_values)
         self._groups = {
@@ -111,12 +118,29 @@ class ExchangeParser:
             server_address=address,
             server_port=port,
             trace=capture.trace,
+            user=req.user[:256] if req.user else None,
+            conversation_id=self._conversation(capture.request_headers, req),
         )
+
+    def _conversation(self, headers: Mapping[str, str], req: RequestView) -> str | None:
+        value = headers.get(self.labels.conversation_header.lower()) if self.labels.conversation_header else None
+        value = value or req.conversation_id
+        return value[:256] if value else None
 
     def _usage(self, req: RequestView, resp: ResponseView) -> Usage:
         if resp.input_tokens is not None or resp.output_tokens is not None:
-            return Usage(resp.input_tokens, resp.output_tokens, estimated=False)
-        if not resp.answer and not req.messages:
+            inp = resp.input_tokens
+            if inp is not None and resp.input_excludes_cache:  # Anthropic: the total includes cached input
+                inp += (resp.cache_read_tokens or 0) + (resp.cache_write_tokens or 0)
+            return Usage(
+                inp,
+                resp.output_tokens,
+                estimated=False,
+                cache_read_tokens=resp.cache_read_tokens,
+                cache_write_tokens=resp.cache_write_tokens,
+                reasoning_tokens=resp.reasoning_tokens,
+            )
+        if not self.estimate_tokens or (not resp.answer and not req.messages):
             return Usage()
         prompt = "\n".join(m.content for m in req.messages)
         answer = resp.answer + "".join(tc.arguments for tc in resp.tool_calls)

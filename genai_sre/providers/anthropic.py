@@ -130,3 +130,9 @@ def _usage(view: ResponseView, usage: Any) -> None:
         view.input_tokens = usage["input_tokens"]
     if isinstance(usage.get("output_tokens"), int):
         view.output_tokens = usage["output_tokens"]
+    # prompt caching: reads and writes are counted apart from `input_tokens`
+    view.input_excludes_cache = True
+    if isinstance(usage.get("cache_read_input_tokens"), int):
+        view.cache_read_tokens = usage["cache_read_input_tokens"]
+    if isinstance(usage.get("cache_creation_input_tokens"), int):
+        view.cache_write_tokens = usage["cache_creation_input_tokens"]

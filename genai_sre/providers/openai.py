@@ -20,6 +20,10 @@ def parse_request(route: str, obj: dict[str, Any]) -> RequestView:
     if isinstance(meta, dict):
         view.metadata = {str(k): str(v) for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
     view.user = nonempty(obj.get("user")) or nonempty(obj.get("safety_identifier"))
+    conversation = obj.get("conversation")  # Responses API: a conversation id, or {"id": ...}
+    if isinstance(conversation, dict):
+        conversation = conversation.get("id")
+    view.conversation_id = nonempty(conversation)
     if route.endswith("/chat/completions"):
         view.operation = "chat"
         _messages(view, obj.get("messages"))
@@ -216,6 +220,17 @@ def _usage(view: ResponseView, usage: Any) -> None:
         view.input_tokens = inp
     if isinstance(out, int):
         view.output_tokens = out
+    # chat completions: prompt/completion_tokens_details; Responses: input/output_tokens_details
+    inp_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
+    if isinstance(inp_details, dict) and _count(inp_details.get("cached_tokens")) is not None:
+        view.cache_read_tokens = inp_details["cached_tokens"]
+    if isinstance(out_details, dict) and _count(out_details.get("reasoning_tokens")) is not None:
+        view.reasoning_tokens = out_details["reasoning_tokens"]
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _logprobs(obj: Any) -> list[float] | None:

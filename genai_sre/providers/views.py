@@ -21,6 +21,7 @@ class RequestView:
     params: dict[str, float | int | str | bool] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     user: str | None = None
+    conversation_id: str | None = None
 
 
 @dataclass
@@ -30,6 +31,10 @@ class ResponseView:
     finish_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    input_excludes_cache: bool = False  # Anthropic: `input_tokens` leaves the cache reads and writes out
     logprobs: list[float] | None = None
     response_model: str | None = None
     response_id: str | None = None

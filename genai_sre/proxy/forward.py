@@ -34,6 +34,7 @@ from genai_sre.proxy.routes import BoundedLabel, UpstreamTable, extract_model
 from genai_sre.proxy.stats import OUTCOMES, ProxyStats
 from genai_sre.proxy.target import BadTarget, parse_target
 from genai_sre.proxy.upstream import UpstreamConnection, UpstreamPool
+from genai_sre.telemetry.attribution import NONE, PROBE_APP, PROBE_TENANT
 from genai_sre.telemetry.metrics import status_class
 
 __all__ = ["Forwarder", "operation_of", "provider_label"]
@@ -98,7 +99,7 @@ class Forwarder:
         self.stats.inc("genai_sre_refused_requests", (reason,))
         path = target.split(b"?", 1)[0]
         route = self.table.route(path.decode("latin-1")) if path.startswith(b"/") and len(path) < 2048 else "other"
-        self.stats.inc("genai_sre_requests", ("none", route, "none", status_class(status)))
+        self.stats.inc("genai_sre_requests", ("none", route, "none", status_class(status), NONE, NONE))
 
     # -- the request path ----------------------------------------------------------------------
 
@@ -184,7 +185,8 @@ class Forwarder:
         app_raw = req.header(self.app_header)
         app = self.app_label.observe(app_raw, success) if app_raw else ""
         stats = self.stats
-        stats.inc("genai_sre_requests", (name, trip.route, model_label, effective_class))
+        attribution = (PROBE_TENANT, PROBE_APP) if trip.probe else (tenant or NONE, app or NONE)
+        stats.inc("genai_sre_requests", (name, trip.route, model_label, effective_class, *attribution))
         if error and error != "client_disconnect":
             stats.inc("genai_sre_upstream_errors", (name, trip.route, error))
         pre = (trip.t_sent - req.t0) if trip.t_sent is not None else 0.0

@@ -55,6 +55,6 @@ class SLOCollector(Collector):
             if status.budget_remaining is not None:
                 remaining.add_metric([status.name], status.budget_remaining)
             objective.add_metric([status.name], status.objective / 100)
-            for severity in ("page", "ticket"):
-                alert.add_metric([status.name, severity], 1.0 if severity in status.firing else 0.0)
+            for tier in ("page", "ticket"):
+                alert.add_metric([status.name, self.engine.slos.severity(tier)], 1.0 if tier in status.firing else 0.0)
         yield from (ratio, burn, events, remaining, objective, alert)

@@ -73,7 +73,7 @@ def alert_labels(slos: SLOFile, slo: SLOSpec, severity: Severity) -> dict[str, s
         **sev.labels,
         "alertname": slo.alert_name,
         "slo": slo.name,
-        "severity": severity,
+        "severity": slos.severity(severity),
         "sloth_id": slos.sloth_id(slo),
         "sloth_service": slos.service,
         "sloth_slo": slo.name,

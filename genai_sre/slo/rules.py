@@ -1,7 +1,8 @@
 """Prometheus rules for the SLOs in an `SLOFile`, in Sloth's layout.
 
 Everything is computed from one counter, `genai_sre_slo_events_total{slo,outcome}`,
-summed across every sidecar that exports it:
+summed across every sidecar that exports it (and matches the file's `selector`,
+or the SLO's own):
 
 - `slo:sli_error:ratio_rate<window>` for every alerting window and the period,
   as `sum(rate(bad[w])) / sum(rate(all[w]))`: the period ratio is traffic-weighted,
@@ -11,7 +12,8 @@ summed across every sidecar that exports it:
   `slo:period_burn_rate:ratio`, `slo:period_error_budget_remaining:ratio`)
   and `sloth_slo_info`, with `sloth_id`/`sloth_service`/`sloth_slo`/`sloth_window`
   labels, so Sloth's Grafana dashboards work unchanged;
-- one alert per SLO and severity (`page`, `ticket`), no `for:`, each a union
+- one alert per SLO and tier (`page`, `ticket`; the `severity` label value is
+  `severities.page` / `severities.ticket`, `sloth_severity` the tier), no `for:`, each a union
   of multiwindow conditions, each guarded by a minimum event count per window;
 - self-monitoring alerts: the sidecar down or absent, capture drops, detector errors.
 
@@ -58,6 +60,8 @@ def _base_labels(slos: SLOFile, slo: SLOSpec) -> dict[str, str]:
 
 def _sli_group(slos: SLOFile, slo: SLOSpec) -> dict[str, Any]:
     sel = _sloth_sel(slos, slo)
+    extra = slos.selector_for(slo)
+    events_sel = f'slo="{slo.name}"' + (f", {extra}" if extra else "")
     rules = []
     for w_s in slos.recording_windows_s(slo):
         w = format_duration(w_s)
@@ -70,7 +74,7 @@ def _sli_group(slos: SLOFile, slo: SLOSpec) -> dict[str, Any]:
         rules.append(
             {
                 "record": f"slo:sli_events:rate{w}",
-                "expr": f'sum by (slo, outcome) (rate({METRIC}{{slo="{slo.name}"}}[{w}]))',
+                "expr": f"sum by (slo, outcome) (rate({METRIC}{{{events_sel}}}[{w}]))",
                 "labels": dict(labels),
             }
         )
@@ -173,7 +177,9 @@ def _alert_group(slos: SLOFile, slo: SLOSpec) -> dict[str, Any] | None:
         if not sev.enabled or expr is None:
             continue
         # The series bring the base labels; the rule adds the rest (the same set engine.alert_labels builds).
-        rule_labels = {**slo.alerting.labels, **sev.labels, "severity": severity, "sloth_severity": severity}
+        rule_labels = {
+            **slo.alerting.labels, **sev.labels, "severity": slos.severity(severity), "sloth_severity": severity
+        }
         annotations = {**alert_annotations(slos, slo, severity), **_VALUE_ANNOTATIONS}  # type: ignore[arg-type]
         rules.append({"alert": slo.alert_name, "expr": expr, "labels": rule_labels, "annotations": annotations})
     if not rules:
@@ -196,21 +202,21 @@ def _self_group(slos: SLOFile) -> dict[str, Any]:
             "alert": "GenAISRESidecarDown",
             "expr": f"up{{{job}}} == 0",
             "for": sm.absent_for,
-            "labels": {**base, "severity": "page"},
+            "labels": {**base, "severity": slos.severity("page")},
             "annotations": {**ann, "summary": "genai-sre sidecar {{ $labels.instance }} is down: SLIs are not counted"},
         },
         {
             "alert": "GenAISRESidecarAbsent",
             "expr": f"absent(up{{{job}}})",
             "for": sm.absent_for,
-            "labels": {**base, "severity": "page"},
+            "labels": {**base, "severity": slos.severity("page")},
             "annotations": {**ann, "summary": f"no genai-sre sidecar (job {sm.job}) is scraped: SLOs are blind"},
         },
         {
             "alert": "GenAISRECaptureDrops",
             "expr": f"{dropped}\n/ {captured}\n> {_num(sm.capture_drop_ratio)}\n",
             "for": sm.alert_after,
-            "labels": {**base, "severity": "ticket"},
+            "labels": {**base, "severity": slos.severity("ticket")},
             "annotations": {
                 **ann,
                 "summary": "genai-sre {{ $labels.instance }} drops {{ $value | humanizePercentage }} of captures",
@@ -220,7 +226,7 @@ def _self_group(slos: SLOFile) -> dict[str, Any]:
             "alert": "GenAISREDetectorErrors",
             "expr": f"{failed}\n/ {runs}\n> {_num(sm.detector_error_ratio)}\n",
             "for": sm.alert_after,
-            "labels": {**base, "severity": "ticket"},
+            "labels": {**base, "severity": slos.severity("ticket")},
             "annotations": {
                 **ann,
                 "summary": "detector {{ $labels.detector }} fails or times out on {{ $value | humanizePercentage }}"

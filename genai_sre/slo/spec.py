@@ -29,16 +29,39 @@ __all__ = [
     "SLOFile",
     "SLOSpec",
     "SelfMonitoring",
+    "Severities",
     "SeverityAlerting",
     "format_duration",
     "load_slos",
     "parse_duration",
+    "parse_selector",
 ]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
 _PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ALERTNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")\s*(?:,|$)')
+# labels the generated selectors set themselves
+_RESERVED_MATCHERS = frozenset({"slo", "outcome", "__name__"})
+
+
+def parse_selector(text: str) -> tuple[tuple[str, str, str], ...]:
+    """PromQL label matchers (`app="shop", namespace=~"prod-.*"`) as (label, operator, quoted value) triples."""
+    text = text.strip().removeprefix("{").removesuffix("}").strip()
+    out: list[tuple[str, str, str]] = []
+    pos = 0
+    while pos < len(text):
+        m = _MATCHER.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(
+                f"selector {text!r}: expected PromQL label matchers such as app=\"shop\", namespace=~\"prod-.*\""
+            )
+        if m.group(1) in _RESERVED_MATCHERS:
+            raise ValueError(f"selector {text!r}: label {m.group(1)!r} is set by genai-sre")
+        out.append((m.group(1), m.group(2), m.group(3)))
+        pos = m.end()
+    return tuple(out)
 
 
 def parse_duration(text: str) -> float:
@@ -163,8 +186,11 @@ class SLOSpec:
     alerting: SLOAlerting = field(default_factory=SLOAlerting)
     min_events: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    selector: str | None = None  # overrides the file's top-level `selector` for this SLO ("" for none)
 
     def __post_init__(self) -> None:
+        if self.selector:
+            parse_selector(self.selector)
         if not _NAME.match(self.name):
             raise ValueError(f"SLO name {self.name!r} must be lower-case letters, digits, '-' or '_' (max 63)")
         if not 0 < self.objective < 100:
@@ -249,11 +275,32 @@ class SelfMonitoring:
     runbook_url: str = ""
 
 
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,63}$")
+
+
+@dataclass(frozen=True)
+class Severities:
+    """The `severity` label value of each alert tier. kube-prometheus and Grafana use `critical` and `warning`."""
+
+    page: str = "page"
+    ticket: str = "ticket"
+
+    def __post_init__(self) -> None:
+        for tier, value in (("page", self.page), ("ticket", self.ticket)):
+            if not _LABEL_VALUE.match(value):
+                raise ValueError(f"severities.{tier}: {value!r} must be 1-63 letters, digits, '_', '.', ':' or '-'")
+        if self.page == self.ticket:
+            raise ValueError(f"severities: page and ticket must differ, both are {self.page!r}")
+
+
 @dataclass(frozen=True)
 class SLOFile:
     version: Literal["genai-sre/slos/v1"] = "genai-sre/slos/v1"
     service: str = "genai-sre"
     labels: Mapping[str, str] = field(default_factory=dict)
+    # PromQL label matchers added to every selector on genai_sre_slo_events_total (one app in a shared Prometheus)
+    selector: str = ""
+    severities: Severities = field(default_factory=Severities)
     min_events: int = 20
     alert_windows: AlertWindows = field(default_factory=AlertWindows)
     self_monitoring: SelfMonitoring = field(default_factory=SelfMonitoring)
@@ -266,6 +313,17 @@ class SLOFile:
             raise ValueError(f"SLO names must be unique, repeated: {', '.join(dupes)}")
         if not _NAME.match(self.service):
             raise ValueError(f"service {self.service!r} must be lower-case letters, digits, '-' or '_'")
+        if self.selector:
+            parse_selector(self.selector)
+
+    def severity(self, tier: str) -> str:
+        """The `severity` label value of tier `page` or `ticket`."""
+        return self.severities.page if tier == "page" else self.severities.ticket
+
+    def selector_for(self, slo: SLOSpec) -> str:
+        """The SLO's extra matchers, normalised (`app="shop", env=~"prod"`), or ""."""
+        text = self.selector if slo.selector is None else slo.selector
+        return ", ".join(f"{label}{op}{value}" for label, op, value in parse_selector(text)) if text else ""
 
     def min_events_for(self, slo: SLOSpec) -> int:
         return self.min_events if slo.min_events is None else slo.min_events

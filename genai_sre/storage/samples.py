@@ -27,7 +27,7 @@ from typing import Any
 from genai_sre.config import StorageConfig
 from genai_sre.events import Evaluation, Finding
 from genai_sre.storage.db import open_db
-from genai_sre.storage.redact import redact
+from genai_sre.storage.redact import Redactor
 
 __all__ = ["BAD_LABELS", "SampleStore"]
 
@@ -80,6 +80,7 @@ class SampleStore:
         self.rng = rng or random.Random()
         self.dropped = 0
         self.stored = 0
+        self.redact = Redactor(config.redaction)
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=queue_size)
         self._conn = open_db(self.path, "samples", MIGRATIONS)
         self._lock = threading.Lock()
@@ -110,10 +111,10 @@ class SampleStore:
             "duration_s": ex.duration_s,
             "bad": int(bad),
             "labels": json.dumps(dict(ex.labels)),
-            "findings": json.dumps([_finding(f, content) for f in evaluation.findings]),
-            "question": redact(ex.question[:MAX_TEXT]) if content else None,
-            "answer": redact(ex.answer[:MAX_TEXT]) if content else None,
-            "context": redact(ex.context_text[:MAX_TEXT]) if content else None,
+            "findings": json.dumps([_finding(f, self.redact if content else None) for f in evaluation.findings]),
+            "question": self.redact(ex.question[:MAX_TEXT]) if content else None,
+            "answer": self.redact(ex.answer[:MAX_TEXT]) if content else None,
+            "context": self.redact(ex.context_text[:MAX_TEXT]) if content else None,
         }
         try:
             self._queue.put_nowait(row)
@@ -229,7 +230,7 @@ class SampleStore:
             return int(self._conn.execute(sql, (start, end)).fetchone()[0])
 
 
-def _finding(f: Finding, content: bool) -> dict[str, Any]:
+def _finding(f: Finding, redact: Callable[[str], str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "detector": f.detector,
         "name": f.name,
@@ -237,7 +238,7 @@ def _finding(f: Finding, content: bool) -> dict[str, Any]:
         "label": f.label,
         "features": [[n, v] for n, v in f.features],
     }
-    if content:
+    if redact is not None:  # content stored
         out["explanation"] = redact(f.explanation)
         out["evidence"] = [redact(s.text) for s in f.evidence]
     return out

@@ -18,9 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import prometheus_client
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as gm
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["METRICS", "MetricSpec", "Metrics", "spec"]
+__all__ = ["ATTRIBUTION", "METRICS", "MetricSpec", "Metrics", "spec"]
+
+# `_created` series double the counters and histograms and carry nothing a dashboard reads.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 Kind = Literal["counter", "histogram", "gauge"]
 
@@ -54,15 +59,17 @@ class MetricSpec:
 
 
 _OP = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+# bounded who-for labels (genai_sre.telemetry.attribution): `none` without the header, `other` past the allow-list
+ATTRIBUTION = ("tenant", "app")
 
 METRICS: tuple[MetricSpec, ...] = (
     # --- the request path (inline, O(1) per request) --------------------------------------------
     MetricSpec(
         "genai_sre_requests",
         "counter",
-        "Requests, by upstream, route, model and status class (2xx..5xx; `disconnect`: the client went away "
-        "first). Requests the sidecar refused itself have upstream `none`.",
-        ("upstream", "route", "model", "status_class"),
+        "Requests, by upstream, route, model, status class (2xx..5xx; `disconnect`: the client went away "
+        "first), tenant and app. Requests the sidecar refused itself have upstream `none`.",
+        ("upstream", "route", "model", "status_class", *ATTRIBUTION),
         collected=True,
     ),
     MetricSpec(
@@ -124,7 +131,7 @@ METRICS: tuple[MetricSpec, ...] = (
         (*_OP, "error_type"),
         "s",
         DURATION_BUCKETS,
-        "gen_ai.server.request.duration",
+        gm.GEN_AI_SERVER_REQUEST_DURATION,
         collected=True,
     ),
     MetricSpec(
@@ -134,7 +141,7 @@ METRICS: tuple[MetricSpec, ...] = (
         _OP,
         "s",
         TTFT_BUCKETS,
-        "gen_ai.server.time_to_first_token",
+        gm.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN,
     ),
     MetricSpec(
         "gen_ai_server_time_per_output_token_seconds",
@@ -143,16 +150,52 @@ METRICS: tuple[MetricSpec, ...] = (
         _OP,
         "s",
         TPOT_BUCKETS,
-        "gen_ai.server.time_per_output_token",
+        gm.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN,
+    ),
+    # --- the sidecar as a client of the LLM API, from the parsed exchange --------------------------
+    MetricSpec(
+        "gen_ai_client_operation_duration_seconds",
+        "histogram",
+        "The sidecar's call to the LLM API: request sent upstream to last byte (gen_ai.client.operation.duration).",
+        (*_OP, "error_type"),
+        "s",
+        DURATION_BUCKETS,
+        gm.GEN_AI_CLIENT_OPERATION_DURATION,
     ),
     MetricSpec(
         "gen_ai_client_token_usage",
         "histogram",
-        "Tokens per request, by type input/output (gen_ai.client.token.usage).",
+        "Tokens per request as the upstream reported them, by type input/output (gen_ai.client.token.usage); "
+        "estimated counts are never recorded here.",
         (*_OP, "gen_ai_token_type"),
         "{token}",
         TOKEN_BUCKETS,
-        "gen_ai.client.token.usage",
+        gm.GEN_AI_CLIENT_TOKEN_USAGE,
+    ),
+    # --- attribution: tokens and spend per model, tenant and app --------------------------------
+    MetricSpec(
+        "genai_sre_tokens",
+        "counter",
+        "Tokens by model, tenant, app and type: input and output (totals), cache_read, cache_write (parts of "
+        "input), reasoning (part of output); source is usage (reported by the upstream) or estimated "
+        "(counted offline, only with telemetry.estimate_tokens).",
+        ("model", *ATTRIBUTION, "token_type", "source"),
+        "{token}",
+    ),
+    MetricSpec(
+        "genai_sre_cost_usd",
+        "counter",
+        "Spend in US dollars by model, tenant and app: token usage times the price table (telemetry.prices); "
+        "source as for genai_sre_tokens_total.",
+        ("model", *ATTRIBUTION, "source"),
+        "USD",
+    ),
+    MetricSpec(
+        "genai_sre_usage_requests",
+        "counter",
+        "Exchanges by model, tenant, app and pricing: priced, unpriced (model not in the price table, never "
+        "guessed) or no_usage (the upstream reported no token usage). Cost per request: cost / priced.",
+        ("model", *ATTRIBUTION, "pricing"),
     ),
     # --- the pipeline --------------------------------------------------------------------------
     MetricSpec("genai_sre_pipeline_captures", "counter", "Captures offered to the pipeline queue."),
@@ -203,7 +246,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "genai_sre_findings",
         "counter",
         "Findings by detector, evaluation name and label.",
-        ("detector", "gen_ai_evaluation_name", "label", "route", "model"),
+        ("detector", "gen_ai_evaluation_name", "label", "route", "model", *ATTRIBUTION),
     ),
     MetricSpec("genai_sre_stored_samples", "counter", "Exchanges written to the evidence store (redacted)."),
     MetricSpec(
@@ -345,8 +388,20 @@ def status_class(status: int) -> str:
 class Metrics:
     """The Prometheus instruments of `METRICS`, on an explicit registry (never the global one)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, specs: Sequence[MetricSpec] = METRICS) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, specs: Sequence[MetricSpec] = METRICS, process: bool = True
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        if process:  # process_* (memory, CPU, open files), python_info and python_gc_* of the sidecar itself
+            for collector in (
+                prometheus_client.ProcessCollector,
+                prometheus_client.PlatformCollector,
+                prometheus_client.GCCollector,
+            ):
+                try:
+                    collector(registry=self.registry)
+                except ValueError:  # already registered on this registry
+                    pass
         self._instruments: dict[str, Counter | Histogram | Gauge] = {}
         for s in specs:
             if s.collected:

@@ -41,7 +41,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from genai_sre.config import Config
 from genai_sre.events import Evaluation
+from genai_sre.storage.redact import Redactor
 from genai_sre.storage.redact import redact as default_redact
+from genai_sre.telemetry.attribution import UserId
 from genai_sre.telemetry.metrics import Metrics
 from genai_sre.telemetry.otlp_config import OTLPSettings, metric_exporter, resolve_settings, span_exporter
 from genai_sre.telemetry.otlp_metrics import collect_metrics
@@ -62,6 +64,7 @@ class OTLPExporter:
         spans: SpanExporter | None = None,
         metric_sink: MetricExporter | None = None,
         redact: Callable[[str], str] | None = None,
+        user_id: Callable[[str | None], str | None] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -70,7 +73,9 @@ class OTLPExporter:
         if settings.export_metrics:
             self._metric_sink = metric_sink if metric_sink is not None else metric_exporter(settings)
         resource = settings.resource()
-        self._builder = SpanBuilder(resource, settings.sampler, settings.capture_content, redact or default_redact)
+        self._builder = SpanBuilder(
+            resource, settings.sampler, settings.capture_content, redact or default_redact, user_id
+        )
         self._resource = resource
         self._queue: deque[Evaluation] = deque()
         self._exported = metrics.counter("genai_sre_otlp_exported")
@@ -216,4 +221,9 @@ def build_otlp(
             "service_name": settings.service_name,
         },
     )
-    return OTLPExporter(settings, metrics)
+    return OTLPExporter(
+        settings,
+        metrics,
+        redact=Redactor(config.storage.redaction),
+        user_id=UserId.from_config(config.telemetry, env),
+    )

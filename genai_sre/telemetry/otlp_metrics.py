@@ -32,22 +32,27 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromFamily
 from prometheus_client.samples import Sample
 
 from genai_sre.telemetry.metrics import METRICS, MetricSpec
+from genai_sre.telemetry.spans import APP, TENANT
 
 __all__ = ["ATTRIBUTE_NAMES", "attribute_name", "collect_metrics", "otlp_name"]
 
 ATTRIBUTE_NAMES = {
-    "gen_ai_operation_name": "gen_ai.operation.name",
-    "gen_ai_provider_name": "gen_ai.provider.name",
-    "gen_ai_request_model": "gen_ai.request.model",
-    "gen_ai_response_model": "gen_ai.response.model",
-    "gen_ai_token_type": "gen_ai.token.type",
-    "gen_ai_evaluation_name": "gen_ai.evaluation.name",
-    "error_type": "error.type",
+    "gen_ai_operation_name": ga.GEN_AI_OPERATION_NAME,
+    "gen_ai_provider_name": ga.GEN_AI_PROVIDER_NAME,
+    "gen_ai_request_model": ga.GEN_AI_REQUEST_MODEL,
+    "gen_ai_response_model": ga.GEN_AI_RESPONSE_MODEL,
+    "gen_ai_token_type": ga.GEN_AI_TOKEN_TYPE,
+    "gen_ai_evaluation_name": ga.GEN_AI_EVALUATION_NAME,
+    "error_type": ERROR_TYPE,
+    "tenant": TENANT,
+    "app": APP,
 }
 
 

@@ -36,30 +36,38 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv._incubating.attributes.user_attributes import USER_ID
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util.types import AttributeValue
 
 from genai_sre import __version__
 from genai_sre.events import Evaluation, Exchange, Finding, TraceIds
+from genai_sre.telemetry.attribution import attribution_of
 
 __all__ = ["SCOPE", "SpanBuilder", "exchange_attributes", "finding_attributes", "span_name"]
 
 SCOPE = InstrumentationScope("genai_sre", __version__)
 EVALUATION_EVENT = "gen_ai.evaluation.result"
+TENANT = "genai_sre.tenant"
+APP = "genai_sre.app"
 MAX_EXPLANATION = 1024
 
 # request parameters the parser keeps -> GenAI attribute
 _PARAMS = {
-    "temperature": "gen_ai.request.temperature",
-    "top_p": "gen_ai.request.top_p",
-    "top_k": "gen_ai.request.top_k",
-    "max_tokens": "gen_ai.request.max_tokens",
-    "max_completion_tokens": "gen_ai.request.max_tokens",
-    "max_output_tokens": "gen_ai.request.max_tokens",
-    "frequency_penalty": "gen_ai.request.frequency_penalty",
-    "presence_penalty": "gen_ai.request.presence_penalty",
-    "seed": "gen_ai.request.seed",
-    "n": "gen_ai.request.choice.count",
+    "temperature": ga.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": ga.GEN_AI_REQUEST_TOP_P,
+    "top_k": ga.GEN_AI_REQUEST_TOP_K,
+    "max_tokens": ga.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_completion_tokens": ga.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_output_tokens": ga.GEN_AI_REQUEST_MAX_TOKENS,
+    "frequency_penalty": ga.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": ga.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "seed": ga.GEN_AI_REQUEST_SEED,
+    "n": ga.GEN_AI_REQUEST_CHOICE_COUNT,
 }
 
 
@@ -70,15 +78,15 @@ _LOCAL_STATUS = {"connect": 502, "timeout": 504}
 # the upstream span repeats only what identifies the call; the server span carries the full set
 _UPSTREAM_ATTRIBUTES = frozenset(
     {
-        "gen_ai.operation.name",
-        "gen_ai.provider.name",
-        "gen_ai.request.model",
-        "gen_ai.response.model",
-        "gen_ai.response.id",
-        "server.address",
-        "server.port",
-        "error.type",
-        "http.response.status_code",
+        ga.GEN_AI_OPERATION_NAME,
+        ga.GEN_AI_PROVIDER_NAME,
+        ga.GEN_AI_REQUEST_MODEL,
+        ga.GEN_AI_RESPONSE_MODEL,
+        ga.GEN_AI_RESPONSE_ID,
+        SERVER_ADDRESS,
+        SERVER_PORT,
+        ERROR_TYPE,
+        HTTP_RESPONSE_STATUS_CODE,
     }
 )
 
@@ -98,25 +106,40 @@ def error_type(ex: Exchange) -> str | None:
     return None
 
 
-def exchange_attributes(ex: Exchange) -> dict[str, AttributeValue]:
-    """The GenAI and HTTP attributes of one exchange (no content, no headers)."""
+def exchange_attributes(
+    ex: Exchange, user_id: Callable[[str | None], str | None] | None = None
+) -> dict[str, AttributeValue]:
+    """The GenAI and HTTP attributes of one exchange (no content, no headers).
+
+    `user_id` maps the end user the client named to `user.id` (a keyed hash, see
+    `genai_sre.telemetry.attribution.UserId`); without it, or when it returns
+    None, the attribute is left out.
+    """
+    tenant, app = attribution_of(ex)
     attrs: dict[str, AttributeValue] = {
-        "gen_ai.operation.name": ex.operation,
-        "gen_ai.provider.name": ex.provider,
-        "http.route": ex.route,
+        ga.GEN_AI_OPERATION_NAME: ex.operation,
+        ga.GEN_AI_PROVIDER_NAME: ex.provider,
+        HTTP_ROUTE: ex.route,
         "genai_sre.exchange.id": ex.id,
         "genai_sre.upstream": ex.upstream,
+        TENANT: tenant,
+        APP: app,
     }
     optional: dict[str, AttributeValue | None] = {
-        "gen_ai.request.model": ex.model,
-        "gen_ai.response.model": ex.response_model,
-        "gen_ai.response.id": ex.response_id,
-        "gen_ai.usage.input_tokens": ex.usage.input_tokens,
-        "gen_ai.usage.output_tokens": ex.usage.output_tokens,
-        "server.address": ex.server_address,
-        "server.port": ex.server_port,
-        "error.type": error_type(ex),
-        "http.response.status_code": ex.status or None,
+        ga.GEN_AI_REQUEST_MODEL: ex.model,
+        ga.GEN_AI_RESPONSE_MODEL: ex.response_model,
+        ga.GEN_AI_RESPONSE_ID: ex.response_id,
+        ga.GEN_AI_CONVERSATION_ID: ex.conversation_id,
+        ga.GEN_AI_USAGE_INPUT_TOKENS: ex.usage.input_tokens,
+        ga.GEN_AI_USAGE_OUTPUT_TOKENS: ex.usage.output_tokens,
+        ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: ex.usage.cache_read_tokens,
+        ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: ex.usage.cache_write_tokens,
+        ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: ex.usage.reasoning_tokens,
+        USER_ID: user_id(ex.user) if user_id is not None else None,
+        SERVER_ADDRESS: ex.server_address,
+        SERVER_PORT: ex.server_port,
+        ERROR_TYPE: error_type(ex),
+        HTTP_RESPONSE_STATUS_CODE: ex.status or None,
     }
     attrs.update({k: v for k, v in optional.items() if v is not None})
     for key, value in ex.request_params.items():
@@ -125,11 +148,11 @@ def exchange_attributes(ex: Exchange) -> dict[str, AttributeValue]:
             continue
         attrs.setdefault(name, value)
     if ex.finish_reason:
-        attrs["gen_ai.response.finish_reasons"] = (ex.finish_reason,)
+        attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = (ex.finish_reason,)
     if ex.stream:
-        attrs["gen_ai.request.stream"] = True
+        attrs[ga.GEN_AI_REQUEST_STREAM] = True
         if ex.ttft_s is not None:
-            attrs["gen_ai.response.time_to_first_chunk"] = ex.ttft_s
+            attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ex.ttft_s
     if ex.usage.estimated:
         attrs["genai_sre.usage.estimated"] = True
     if ex.probe:
@@ -147,15 +170,15 @@ def finding_attributes(
     only when `redact` is given (content capture on). The top contributing
     features (names and SHAP values) are always exported.
     """
-    attrs: dict[str, AttributeValue] = {"gen_ai.evaluation.name": f.name}
+    attrs: dict[str, AttributeValue] = {ga.GEN_AI_EVALUATION_NAME: f.name}
     if f.score is not None:
-        attrs["gen_ai.evaluation.score.value"] = float(f.score)
+        attrs[ga.GEN_AI_EVALUATION_SCORE_VALUE] = float(f.score)
     if f.label:
-        attrs["gen_ai.evaluation.score.label"] = f.label
+        attrs[ga.GEN_AI_EVALUATION_SCORE_LABEL] = f.label
     if f.explanation and redact is not None:
-        attrs["gen_ai.evaluation.explanation"] = redact(f.explanation)[:MAX_EXPLANATION]
+        attrs[ga.GEN_AI_EVALUATION_EXPLANATION] = redact(f.explanation)[:MAX_EXPLANATION]
     if response_id:
-        attrs["gen_ai.response.id"] = response_id
+        attrs[ga.GEN_AI_RESPONSE_ID] = response_id
     if f.detector:
         attrs["genai_sre.detector"] = f.detector
     if f.features:
@@ -178,9 +201,9 @@ def content_attributes(ex: Exchange, redact: Callable[[str], str]) -> dict[str, 
         output["finish_reason"] = ex.finish_reason
     attrs: dict[str, AttributeValue] = {}
     if inputs:
-        attrs["gen_ai.input.messages"] = json.dumps(inputs, ensure_ascii=False)
+        attrs[ga.GEN_AI_INPUT_MESSAGES] = json.dumps(inputs, ensure_ascii=False)
     if parts:
-        attrs["gen_ai.output.messages"] = json.dumps([output], ensure_ascii=False)
+        attrs[ga.GEN_AI_OUTPUT_MESSAGES] = json.dumps([output], ensure_ascii=False)
     return attrs
 
 
@@ -190,6 +213,7 @@ class SpanBuilder:
     sampler: Sampler
     capture_content: bool
     redact: Callable[[str], str]
+    user_id: Callable[[str | None], str | None] | None = None
 
     def sampled(self, ex: Exchange) -> bool:
         """The configured sampler's decision, with the client's span (and its sampled flag) as parent."""
@@ -215,7 +239,7 @@ class SpanBuilder:
         duration = ex.duration_s if ex.duration_s is not None else (ex.upstream_duration_s or 0.0)
         end = start + int(max(0.0, duration) * 1e9)
         up_start = end - int(max(0.0, min(duration, ex.upstream_duration_s or duration)) * 1e9)
-        attrs = exchange_attributes(ex)
+        attrs = exchange_attributes(ex, self.user_id)
         if self.capture_content:
             attrs.update(content_attributes(ex, self.redact))
         err = error_type(ex)
@@ -241,7 +265,7 @@ class SpanBuilder:
         upstream_attrs = {k: v for k, v in attrs.items() if k in _UPSTREAM_ATTRIBUTES}
         local = _LOCAL_STATUS.get(ex.error or "") if not ex.status else None
         if local is not None:  # no upstream response: the status is the one the sidecar answered with
-            attrs["http.response.status_code"] = local
+            attrs[HTTP_RESPONSE_STATUS_CODE] = local
         upstream = ReadableSpan(
             span_name(ex),
             context=upstream_ctx,

@@ -13,6 +13,7 @@ from genai_sre.dashboards import DASHBOARDS, GRAFANA_VERSION, build, render, tar
 from genai_sre.telemetry.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 COMMITTED = ROOT / "deploy" / "grafana" / "dashboards"
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 
@@ -78,12 +79,17 @@ def test_dashboard_model_is_well_formed() -> None:
                     assert (x, y) not in cells, f"{name}: {p['title']} overlaps another panel"
                     cells.add((x, y))
             if p["type"] != "row":
-                assert p["datasource"] == {"type": "prometheus", "uid": "prometheus"}, (name, p["title"])
+                assert p["datasource"] == DATASOURCE, (name, p["title"])
                 assert p["targets"] and p.get("description"), (name, p["title"])
+                assert all(t["datasource"] == DATASOURCE for t in p["targets"]), (name, p["title"])
                 refs = [t["refId"] for t in p["targets"]]
                 assert all(refs) and len(refs) == len(set(refs)), (name, p["title"])
-        for v in d["templating"]["list"]:
-            assert v["datasource"]["uid"] == "prometheus" and v["allValue"] == ".*"
+        source, *variables = d["templating"]["list"]
+        assert source["type"] == "datasource" and source["name"] == "datasource" and source["query"] == "prometheus"
+        for v in variables:
+            assert v["datasource"] == DATASOURCE and v["allValue"] == ".*"
+        # nothing names a datasource uid of one particular Grafana
+        assert '"uid": "prometheus"' not in render(name), name
 
 
 def test_queries_read_only_known_metrics() -> None:

@@ -22,7 +22,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from genai_sre.config import Config, DetectorConfig
+from genai_sre.config import Config, DetectorConfig, ModelPrice, PricesConfig
 from genai_sre.dashboards import DASHBOARDS, build, targets
 from genai_sre.mock.scenario import Latency, Phase, Scenario
 from tests.dashboards.prom import prometheus
@@ -41,6 +41,7 @@ MESSAGES: list[ChatCompletionMessageParam] = [
 # Small windows and counts so the bias detector reports within the test's few seconds.
 BIAS = {"min_count": 5, "evaluate_every_s": 1.0, "bucket_s": 1.0, "windows_s": [10.0]}
 REGIONS = ("eu", "us")
+TENANTS = ("acme", "globex")
 
 # (dashboard uid, panel title): panels that must show data after the load above.
 MUST_HAVE_DATA = (
@@ -72,6 +73,24 @@ MUST_HAVE_DATA = (
             "Detector time p99",
         )
     }
+    | {("genai-sre-quality", "Flagged rate by tenant and app")}
+    | {
+        ("genai-sre-cost", t)
+        for t in (
+            "Spend in range",
+            "Cost per request",
+            "Unpriced share",
+            "Estimated share of spend",
+            "Spend by model",
+            "Spend by tenant",
+            "Spend by app",
+            "Cost per request by model",
+            "Spend by tenant and app",
+            "Tokens per second by type",
+            "Cached share of input",
+            "Requests by pricing",
+        )
+    }
     | {("genai-sre-slo-overview", "Objective")}
 )
 
@@ -90,8 +109,8 @@ SLI_PANELS = {
 
 
 def grafana_expr(expr: str) -> str:
-    """What Grafana sends: `$__rate_interval` as a duration, every variable at its "All" value `.*`."""
-    expr = expr.replace("$__rate_interval", "10s")
+    """What Grafana sends: `$__rate_interval` and `$__range` as durations, every variable at its "All" value `.*`."""
+    expr = expr.replace("$__rate_interval", "10s").replace("$__range", "5m")
     return re.sub(r"\$\{?(\w+)\}?", ".*", expr)
 
 
@@ -110,6 +129,8 @@ def configure(tmp: Path):  # type: ignore[no-untyped-def]
                 DetectorConfig(name="bias", type="bias", options=BIAS),
             ),
             labels=replace(cfg.labels, group_headers={"region": "x-user-region"}),
+            # the mock model priced, so the cost panels have spend to show
+            telemetry=replace(cfg.telemetry, prices=PricesConfig(models={"mock-llm": ModelPrice(1.0, 4.0)})),
             storage=replace(cfg.storage, data_dir=str(tmp / "data")),
             slo=replace(cfg.slo, file=str(ROOT / "configs" / "slos.yaml")),
             alerting=replace(cfg.alerting, file=str(ROOT / "configs" / "alerting.yaml")),
@@ -126,7 +147,7 @@ def test_every_dashboard_query_runs_against_prometheus(tmp_path: Path) -> None:
             start = time.time()
             client = openai.OpenAI(base_url=s.proxy_url + "/v1", api_key="sk-test", max_retries=0)
             for i in range(50):
-                headers = {"x-user-region": REGIONS[i % 2]}
+                headers = {"x-user-region": REGIONS[i % 2], "x-tenant": TENANTS[i % 2], "x-app": "chat"}
                 if i % 3:
                     list(client.chat.completions.create(
                         model="mock-llm", messages=MESSAGES, stream=True, extra_headers=headers

@@ -1,13 +1,17 @@
 """The compose stack's alert path without Docker: the same Prometheus and Alertmanager configs
-(`deploy/prometheus/prometheus.yml`, `deploy/compose/alertmanager.yml`) and the same log sink, with
-container host names pointed at loopback ports. A failing upstream burns the availability SLO;
-Prometheus fires the generated page alert, Alertmanager delivers it to the sidecar's incident intake
-(bearer token from the credentials file) and to the log sink.
+(`deploy/prometheus/prometheus.yml`, `deploy/compose/alertmanager.yml`), the same log sink, and the
+sidecar config the compose file gives its `genai-sre` service (`deploy/config/sidecar.yaml` with the
+service's environment, `configs/slos.yaml` and `configs/alerting.yaml` beside it), with container host
+names pointed at loopback ports. A failing upstream burns the availability SLO; Prometheus fires the
+generated page alert, Alertmanager delivers it to the sidecar's incident intake (bearer token from the
+credentials file) and to the log sink, and the outage opens exactly one incident: the in-process
+engine, asked to evaluate too, sends nothing.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +26,7 @@ import openai
 import pytest
 import yaml
 
-from genai_sre.config import Config
+from genai_sre.config import Config, load_config
 from genai_sre.mock.scenario import Latency, Phase, Scenario
 from tests.dashboards.prom import prometheus
 from tests.deploy.files import DEPLOY, ROOT, tool
@@ -67,12 +71,27 @@ def test_page_reaches_the_incident_intake_and_the_log_sink(tmp_path: Path, monke
     am_bin = tool("prometheus-alertmanager", "run `make system-deps` (apt-get install prometheus-alertmanager)")
     monkeypatch.setenv("GENAI_SRE_ADMIN_TOKEN", TOKEN)
 
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    service_env = {
+        k: str(v) for k, v in compose["services"]["genai-sre"]["environment"].items() if not str(v).startswith("${")
+    }
+    etc = tmp_path / "etc-genai-sre"  # /etc/genai-sre as the compose volumes lay it out
+    etc.mkdir()
+    shutil.copy(DEPLOY / "config" / "sidecar.yaml", etc / "config.yaml")
+    shutil.copy(ROOT / "configs" / "slos.yaml", etc / "slos.yaml")
+    shutil.copy(ROOT / "configs" / "alerting.yaml", etc / "alerting.yaml")
+    composed = load_config(etc / "config.yaml", environ=service_env)
+    assert composed.slo.evaluate == "prometheus" and composed.incidents.role == "primary"
+
     def configure(cfg: Config) -> Config:
+        # the compose config, on loopback, in a temporary data directory, with the latency detector only
         return replace(
-            cfg,
-            slo=replace(cfg.slo, file=str(ROOT / "configs" / "slos.yaml"), evaluate="prometheus"),
-            alerting=replace(cfg.alerting, file=str(ROOT / "configs" / "alerting.yaml")),
-            incidents=replace(cfg.incidents, role="primary"),
+            composed,
+            upstreams=cfg.upstreams,
+            proxy=replace(composed.proxy, host="127.0.0.1", port=0),
+            admin=replace(composed.admin, host="127.0.0.1", port=0),
+            storage=replace(composed.storage, data_dir=str(tmp_path / "data")),
+            detectors=tuple(d for d in composed.detectors if d.type == "latency"),
         )
 
     sink_port, am_port = free_port(), free_port()
@@ -131,3 +150,9 @@ def test_page_reaches_the_incident_intake_and_the_log_sink(tmp_path: Path, monke
 
             opened = wait_until(incidents, 20, "an incident opened from Alertmanager's webhook")
             assert any("chat-availability" in json.dumps(i) for i in opened), opened
+            # the in-process engine evaluates the same windows but must not open a second incident
+            assert s.sidecar.evaluate_now is not None
+            s.lt.call(s.sidecar.evaluate_now())
+            time.sleep(12)  # longer than the in-process route's group_wait for pages (10 s)
+            assert not s.sidecar.recent_alerts
+            assert len(incidents()) == 1, incidents()

@@ -47,8 +47,8 @@ def _capture(
     )
 
 
-def _parser(**labels: Any) -> ExchangeParser:
-    return ExchangeParser(UP, LabelsConfig(**labels))
+def _parser(estimate_tokens: bool = False, **labels: Any) -> ExchangeParser:
+    return ExchangeParser(UP, LabelsConfig(**labels), estimate_tokens=estimate_tokens)
 
 
 def test_openai_chat_non_streaming_with_rag_context_and_logprobs() -> None:
@@ -109,19 +109,21 @@ def test_stream_ttft_is_time_of_first_content_delta() -> None:
     body = (FIXTURES / "openai_chat_stream_logprobs.txt").read_bytes()
     first_end = body.index(b"\n\n") + 2  # the role chunk
     chunks = ((first_end, 10.05), (first_end + 10, 10.5), (len(body), 10.9))
-    ex = _parser().parse(
-        _capture(
-            "/v1/chat/completions",
-            {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "Capital of France?"}]},
-            body,
-            chunks=chunks,
-            sse=True,
-        )
+    capture = _capture(
+        "/v1/chat/completions",
+        {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "Capital of France?"}]},
+        body,
+        chunks=chunks,
+        sse=True,
     )
+    ex = _parser().parse(capture)
     assert ex.answer == "Paris."
     assert ex.logprobs == (-0.0012, -0.31)
     assert ex.ttft_s is not None and abs(ex.ttft_s - 0.9) < 1e-9  # "Paris" ended in the last chunk
-    assert ex.usage.estimated and ex.usage.output_tokens and ex.usage.output_tokens >= 2
+    # no usage in the stream: nothing is invented unless estimates are asked for, and then they are marked
+    assert ex.usage.input_tokens is None and ex.usage.output_tokens is None and ex.tpot_s is None
+    estimated = _parser(estimate_tokens=True).parse(capture)
+    assert estimated.usage.estimated and estimated.usage.output_tokens and estimated.usage.output_tokens >= 2
 
 
 def test_anthropic_stream_with_tool_use() -> None:

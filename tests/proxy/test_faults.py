@@ -199,7 +199,8 @@ def test_bad_input_is_forwarded_or_refused_clearly() -> None:
         assert r.status_code == 200
         metrics = httpx.get(s.admin_url + "/metrics").text
         assert (
-            'genai_sre_requests_total{model="none",route="/v1/chat/completions",status_class="4xx",upstream="none"} 2.0'
+            'genai_sre_requests_total{app="none",model="none",route="/v1/chat/completions",'
+            'status_class="4xx",tenant="none",upstream="none"} 2.0'
             in metrics
         )
 

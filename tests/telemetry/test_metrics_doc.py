@@ -26,4 +26,4 @@ def test_names_follow_the_conventions() -> None:
 def test_instruments_build_on_a_fresh_registry() -> None:
     a, b = Metrics(), Metrics()  # no clash: each has its own registry
     assert a.registry is not b.registry
-    a.counter("genai_sre_findings").labels("d", "n", "flagged", "/v1/chat/completions", "m").inc()
+    a.counter("genai_sre_findings").labels("d", "n", "flagged", "/v1/chat/completions", "m", "acme", "shop").inc()

@@ -140,3 +140,27 @@ def test_exchange_without_trace_gets_stable_ids() -> None:
     b, _ = builder().build(Evaluation(exchange(trace=None)), now_ns=1)
     assert a.context is not None and b.context is not None
     assert a.context.trace_id == b.context.trace_id and a.parent is None
+
+
+def test_attribution_user_and_conversation_attributes() -> None:
+    from genai_sre.telemetry.attribution import UserId
+
+    ex = exchange(
+        labels={"tenant": "acme", "app": "shop"},
+        user="alice@example.com",
+        conversation_id="conv_1",
+        usage=Usage(1200, 300, cache_read_tokens=1024, cache_write_tokens=0, reasoning_tokens=256),
+    )
+    hashed = SpanBuilder(Resource.create({}), ParentBased(ALWAYS_ON), False, redact, UserId("hashed", b"k"))
+    server, upstream = hashed.build(Evaluation(ex), 1)
+    a = dict(server.attributes or {})
+    assert a["genai_sre.tenant"] == "acme" and a["genai_sre.app"] == "shop"
+    assert a["gen_ai.conversation.id"] == "conv_1"
+    assert a["user.id"] == UserId("hashed", b"k")("alice@example.com") and "alice" not in str(a["user.id"])
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 1024 and a["gen_ai.usage.reasoning.output_tokens"] == 256
+    assert "user.id" not in dict(upstream.attributes or {})
+    omitted = SpanBuilder(Resource.create({}), ParentBased(ALWAYS_ON), False, redact, UserId("omit"))
+    assert "user.id" not in dict(omitted.build(Evaluation(ex), 1)[0].attributes or {})
+    anonymous = hashed.build(Evaluation(exchange()), 1)[0]
+    assert "user.id" not in dict(anonymous.attributes or {})
+    assert dict(anonymous.attributes or {})["genai_sre.tenant"] == "none"
