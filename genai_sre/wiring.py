@@ -136,11 +136,13 @@ def _wire_slos(agent: Agent, router: Any) -> None:
     async def evaluate_now() -> None:
         agent.refresh_stats()  # availability events up to now
         recorder.flush()
-        for alert in engine.evaluate():
+        for alert in engine.evaluate(snapshot=False):
             alert = _with_evidence(alert, recorder.evidence(alert.labels.get("slo", "")))
             agent.recent_alerts.append(alert)
             if router is not None:
                 await router.submit(alert)
+        # after the alerts went out, so a failed snapshot never holds a page back; SQLite: off the loop
+        await asyncio.to_thread(engine.snapshot_if_due)
 
     async def loop() -> None:
         while True:

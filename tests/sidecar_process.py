@@ -69,7 +69,7 @@ class SidecarProcess:
 
     def processes(self) -> list[psutil.Process]:
         root = psutil.Process(self.proc.pid)
-        return [root, *root.children(recursive=True)]
+        return [root, *(p for p in root.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE)]
 
     def peak_rss(self) -> int:
         """The highest resident set size any of the sidecar's processes reached (VmHWM), in bytes."""
@@ -104,6 +104,7 @@ def sidecar(
     ready_timeout: float = 60.0,
     proxy: str = "",
     storage: str = "",
+    workers: int = 1,
 ) -> Iterator[SidecarProcess]:
     """Start `genai-sre serve` with a minimal config (no SLO, alerting or detectors unless `extra` adds them).
 
@@ -119,7 +120,7 @@ def sidecar(
         + (extra or "slo: {file: null}\nalerting: {file: null}\n")
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "genai_sre", "serve", "--config", str(cfg)],
+        [sys.executable, "-m", "genai_sre", "serve", "--config", str(cfg), "--workers", str(workers)],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

@@ -150,8 +150,9 @@ class SLOEngine:
     def _counts(self, tracked: _Tracked, now: float) -> dict[float, tuple[int, int]]:
         return {w: tracked.windows.counts(now, w) for w in tracked.window_list}
 
-    def evaluate(self, now: float | None = None) -> list[Alert]:
-        """Alert state changes since the last call (none in fleet mode); snapshots when due."""
+    def evaluate(self, now: float | None = None, snapshot: bool = True) -> list[Alert]:
+        """Alert state changes since the last call (none in fleet mode); snapshots when due (unless
+        `snapshot` is False: the caller then runs `snapshot_if_due()`, e.g. off its event loop)."""
         now = self.clock() if now is None else now
         changes: list[Alert] = []
         with self._lock:
@@ -168,9 +169,14 @@ class SLOEngine:
                     elif severity not in fired and was is not None:
                         del self._firing[key]
                         changes.append(self._alert(tracked, severity, counts, was, now))
+        if snapshot:
+            self.snapshot_if_due(now)
+        return changes if self.alerting else []
+
+    def snapshot_if_due(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
         if self.store is not None and now - self._last_snapshot >= self.snapshot_interval_s:
             self.snapshot(now)
-        return changes if self.alerting else []
 
     def _alert(
         self, tracked: _Tracked, severity: Severity, counts: Mapping[float, tuple[int, int]],

@@ -55,7 +55,8 @@ class SLOStore:
         self.path = p
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(p), check_same_thread=False, isolation_level=None)
+            # a short busy timeout: a locked file fails this snapshot (the next one retries), never stalls
+            self._db = sqlite3.connect(str(p), timeout=0.25, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
