@@ -36,6 +36,7 @@ from genai_sre.providers import ExchangeParser
 from genai_sre.proxy.channel import ChannelServer, Intake
 from genai_sre.proxy.intake import ProxyIntake
 from genai_sre.proxy.routes import BoundedLabel
+from genai_sre.session import session_id
 from genai_sre.telemetry.metrics import Metrics
 from genai_sre.telemetry.pricing import load_prices
 from genai_sre.telemetry.prometheus import EvaluationMetrics
@@ -238,7 +239,7 @@ def build_agent(
         metrics,
         log_interval_s=config.pipeline.failure_log_interval_s,
     )
-    intake = ProxyIntake()
+    intake = ProxyIntake(session=session_id())
     metrics.registry.register(ProxyCollector(intake.merged))
     pipeline = Pipeline(
         queue,

@@ -44,6 +44,7 @@ from pathlib import Path
 from genai_sre.config import Config
 from genai_sre.errors import ListenError
 from genai_sre.proxy.probes import probe_token
+from genai_sre.session import session_id
 
 __all__ = ["Supervisor"]
 
@@ -211,6 +212,7 @@ class Supervisor:
     async def run(self) -> int:
         """Start the children, supervise until SIGTERM/SIGINT, then shut down in order."""
         os.environ.setdefault("GENAI_SRE_PROBE_TOKEN", probe_token())  # one probe secret for every child
+        session_id()  # one session: a replaced agent restores the state its predecessor saved
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

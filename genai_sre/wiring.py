@@ -116,6 +116,8 @@ def _wire_slos(agent: Agent, router: Any) -> None:
         snapshot_interval_s=config.slo.snapshot_interval_s,
         alerting=config.slo.evaluate == "inprocess",
     )
+    # the proxy's accounted outcomes are saved with the windows: a restarted agent never counts them twice
+    engine.attach("proxy_intake", agent.intake.state, agent.intake.restore)
     engine.restore()
     agent.registry.register(SLOCollector(engine))
     events = agent.metrics.counter("genai_sre_slo_events")

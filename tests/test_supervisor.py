@@ -207,3 +207,28 @@ def test_process_roles_are_named_on_the_command_line(tmp_path: Path, upstream: s
         for p in roles["other"]:  # the agent's helper processes carry neither role's word
             cmd = " ".join(p.cmdline())  # fmt: skip
             assert "agent" not in cmd and "proxy" not in cmd, cmd
+
+
+def test_availability_events_count_once_across_an_agent_restart(tmp_path: Path, upstream: str) -> None:
+    (tmp_path / "slos.yaml").write_text(
+        "version: genai-sre/slos/v1\nservice: t\nslos:\n"
+        "  - {name: avail, objective: 99, period: 30d, sli: {kind: availability}}\n"
+    )
+    extra = (
+        f"slo: {{file: '{tmp_path / 'slos.yaml'}', snapshot_interval_s: 0.5, evaluation_interval_s: 0.5}}\n"
+        "alerting: {file: null}\n"
+    )
+    window = 'genai_sre_slo_window_events{slo="avail",window="5m"}'
+    with sidecar(tmp_path, upstream, extra) as sc, httpx.Client() as client:
+        for _ in range(30):
+            assert client.post(sc.proxy_url + "/v1/chat/completions", json={"model": "m"}).status_code == 200
+        assert _wait(lambda: sc.metric(window) == 30, 10)
+        time.sleep(1.5)  # a snapshot holds the windows and what they accounted for
+        (agent,) = _roles(sc)["agent"]
+        os.kill(agent.pid, signal.SIGKILL)
+        for _ in range(20):
+            assert client.post(sc.proxy_url + "/v1/chat/completions", json={"model": "m"}).status_code == 200
+        assert _wait(lambda: _ready(sc), 60)
+        assert _wait(lambda: sc.metric(window) >= 50, 10)
+        time.sleep(1.0)
+        assert sc.metric(window) == 50  # every request once: none lost, none counted twice

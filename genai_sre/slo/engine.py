@@ -135,6 +135,12 @@ class SLOEngine:
         self._lock = threading.Lock()
         self._last_snapshot = clock()
         self._unknown: set[str] = set()
+        self._attachments: dict[str, tuple[Callable[[], str], Callable[[str], object]]] = {}
+
+    def attach(self, name: str, save: Callable[[], str], load: Callable[[str], object]) -> None:
+        """Save another stage's state in the same snapshot as the windows (`save` runs under the engine's
+        lock, so what it saves and the windows agree), and hand it back to `load` on `restore()`."""
+        self._attachments[name] = (save, load)
 
     def record(self, slo: str, good: bool, at: float | None = None, count: int = 1) -> None:
         t = self.clock() if at is None else at
@@ -284,7 +290,8 @@ class SLOEngine:
                 for tier, ring in (("fine", tracked.windows.fine), ("coarse", tracked.windows.coarse)):
                     rings[(name, tier)] = RingState(ring.width_s, ring.count, ring.last, ring.to_bytes())
             firing: dict[tuple[str, str], float] = {(n, s): t for (n, s), t in self._firing.items()}
-            state = EngineState(saved_at=now, rings=rings, firing=firing)
+            attachments = {name: save() for name, (save, _) in self._attachments.items()}
+            state = EngineState(saved_at=now, rings=rings, firing=firing, attachments=attachments)
         self.store.save(state)
         self._last_snapshot = now
 
@@ -311,6 +318,10 @@ class SLOEngine:
             for (name, sev), since in state.firing.items():
                 if name in self._tracked and sev in SEVERITIES:
                     self._firing[(name, sev)] = since  # type: ignore[index]
+        for name, text in state.attachments.items():
+            attached = self._attachments.get(name)
+            if attached is not None:
+                attached[1](text)
         self._last_snapshot = self.clock()
         return state.saved_at
 

@@ -43,6 +43,7 @@ class EngineState:
     saved_at: float
     rings: Mapping[tuple[str, str], RingState] = field(default_factory=dict)
     firing: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    attachments: Mapping[str, str] = field(default_factory=dict)  # state of other stages saved with the windows
 
 
 class SLOStore:
@@ -78,6 +79,11 @@ class SLOStore:
                     "INSERT INTO slo_alerts VALUES (?, ?, ?)",
                     [(slo, sev, since) for (slo, sev), since in state.firing.items()],
                 )
+                self._db.execute("DELETE FROM slo_meta WHERE key LIKE 'attachment:%'")
+                self._db.executemany(
+                    "INSERT INTO slo_meta VALUES (?, ?)",
+                    [(f"attachment:{name}", text) for name, text in state.attachments.items()],
+                )
                 self._db.execute(
                     "INSERT OR REPLACE INTO slo_meta VALUES ('saved_at', ?)", (repr(state.saved_at),)
                 )
@@ -99,9 +105,13 @@ class SLOStore:
                     for slo, tier, w, c, last, data in self._db.execute("SELECT * FROM slo_rings")
                 }
                 firing = {(slo, sev): float(since) for slo, sev, since in self._db.execute("SELECT * FROM slo_alerts")}
+                attachments = {
+                    key.split(":", 1)[1]: value
+                    for key, value in self._db.execute("SELECT key, value FROM slo_meta WHERE key LIKE 'attachment:%'")
+                }
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot read the SLO snapshot from {str(self.path)!r}: {exc}") from exc
-        return EngineState(saved_at=float(row[0]), rings=rings, firing=firing)
+        return EngineState(saved_at=float(row[0]), rings=rings, firing=firing, attachments=attachments)
 
     def close(self) -> None:
         with self._lock:
