@@ -20,6 +20,7 @@ __all__ = [
     "Alert",
     "Annotation",
     "Capture",
+    "Classification",
     "ContextPart",
     "DetectorOutcome",
     "Evaluation",
@@ -32,6 +33,7 @@ __all__ = [
     "ToolCall",
     "TraceIds",
     "Usage",
+    "succeeded",
 ]
 
 TransportError = Literal["timeout", "connect", "cut", "bad_response", "client_disconnect", "too_large", "bad_request"]
@@ -53,6 +55,22 @@ class TraceIds:
     parent_span_id: str | None = None
     sampled: bool = True
     tracestate: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What a request is, decided once by the proxy (`genai_sre.providers.classify`)."""
+
+    provider: str  # gen_ai.provider.name
+    operation: str  # gen_ai.operation.name
+    dialect: Literal["openai", "anthropic"]
+    server_address: str | None = None
+    server_port: int | None = None
+
+
+def succeeded(status: int, error: str | None) -> bool:
+    """The one `ok` predicate: the upstream answered (no 5xx) and the answer reached the client whole."""
+    return error is None and 0 < status < 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +107,12 @@ class Capture:
     probe: bool = False
     trace: TraceIds | None = None
     labels: Mapping[str, str] = field(default_factory=dict)  # bounded labels the proxy chose: model, tenant, app
+    classification: Classification | None = None
 
     @property
     def ok(self) -> bool:
         """The upstream answered and the answer reached the client whole."""
-        return self.error is None and 0 < self.status < 500
+        return succeeded(self.status, self.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +200,7 @@ class Exchange:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and 0 < self.status < 500
+        return succeeded(self.status, self.error)
 
     @property
     def context_text(self) -> str:

@@ -14,15 +14,13 @@ from collections.abc import Mapping
 from genai_sre.config import LabelsConfig, UpstreamConfig
 from genai_sre.events import Capture, Exchange, Usage
 from genai_sre.providers import anthropic, openai
+from genai_sre.providers.classify import classify
 from genai_sre.providers.sse import time_at
 from genai_sre.providers.tokens import count_tokens
 from genai_sre.providers.views import RequestView, ResponseView
 from genai_sre.proxy.routes import BoundedLabel
 
 __all__ = ["ExchangeParser"]
-
-_PROVIDER_NAMES = {"azure": "azure.ai.openai", "anthropic": "anthropic"}
-
 
 class ExchangeParser:
     """Turns a `Capture` into an `Exchange`, with bounded labels from configured headers and metadata."""
@@ -51,9 +49,8 @@ class ExchangeParser:
         return set(self.labels.group_headers) | set(self.labels.group_metadata) | set(self.labels.group_values)
 
     def parse(self, capture: Capture) -> Exchange:
-        up = self.upstreams.get(capture.upstream)
-        dialect = _dialect(capture.route, up)
-        module = anthropic if dialect == "anthropic" else openai
+        kind = capture.classification or classify(capture.route, self.upstreams.get(capture.upstream))
+        module = anthropic if kind.dialect == "anthropic" else openai
         req = RequestView()
         try:
             obj = json.loads(capture.request_body) if capture.request_body[:1] in (b"{", b" ", b"\n") else None
@@ -86,12 +83,11 @@ class ExchangeParser:
         upstream_duration = None
         if capture.t_upstream_sent is not None and capture.t_last_byte is not None:
             upstream_duration = capture.t_last_byte - capture.t_upstream_sent
-        address, port = _address(up)
         return Exchange(
             id=capture.id,
             started_at=capture.started_at,
-            provider=_provider(dialect, up),
-            operation=req.operation if req.operation != "other" else _operation(capture.route),
+            provider=kind.provider,
+            operation=kind.operation,
             route=capture.route,
             upstream=capture.upstream,
             status=capture.status,
@@ -115,8 +111,8 @@ class ExchangeParser:
             request_params=req.params,
             error=capture.error or resp.error,
             probe=capture.probe,
-            server_address=address,
-            server_port=port,
+            server_address=kind.server_address,
+            server_port=kind.server_port,
             trace=capture.trace,
             user=req.user[:256] if req.user else None,
             conversation_id=self._conversation(capture.request_headers, req),
@@ -167,39 +163,6 @@ class ExchangeParser:
             if value:
                 out[f"group.{attr}"] = self._groups[attr].observe(value.strip().lower())
         return out
-
-
-def _dialect(route: str, up: UpstreamConfig | None) -> str:
-    if up is not None and up.provider == "anthropic":
-        return "anthropic"
-    if route.endswith("/messages") and (up is None or up.provider == "auto"):
-        return "anthropic"
-    return "openai"
-
-
-def _provider(dialect: str, up: UpstreamConfig | None) -> str:
-    if up is not None and up.provider in _PROVIDER_NAMES:
-        return _PROVIDER_NAMES[up.provider]
-    return "anthropic" if dialect == "anthropic" else "openai"
-
-
-def _operation(route: str) -> str:
-    if route.endswith("/embeddings"):
-        return "embeddings"
-    if route.endswith("/chat/completions") or route.endswith("/messages") or route.endswith("/responses"):
-        return "chat"
-    return "other"
-
-
-def _address(up: UpstreamConfig | None) -> tuple[str | None, int | None]:
-    if up is None:
-        return None, None
-    hostport = up.url.split("://", 1)[1].split("/", 1)[0]
-    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
-    if not host:
-        host = hostport
-    default = 443 if up.url.startswith("https") else 80
-    return host, int(port) if port.isdigit() else default
 
 
 def _decoded(body: bytes, encoding: str, limit: int) -> bytes:

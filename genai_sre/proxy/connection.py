@@ -233,6 +233,8 @@ class ClientConnection(asyncio.Protocol):
         try:
             while self.queue and self.exchange is None and not self.closed:
                 req = self.queue.popleft()
+                if not req.keep_alive:  # `Connection: close` or HTTP/1.0: this is the last answer
+                    self._doomed = True
                 self.deadline = float("inf")
                 self.deadline_reason = "busy"
                 self.server.handle(req, self)  # sets `self.exchange` until it calls finish() or abort()

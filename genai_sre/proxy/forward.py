@@ -24,8 +24,9 @@ import re
 import time
 from collections.abc import Callable
 
-from genai_sre.config import Config, UpstreamConfig
-from genai_sre.events import Capture, TraceIds
+from genai_sre.config import Config
+from genai_sre.events import Capture, TraceIds, succeeded
+from genai_sre.providers.classify import Classifier
 from genai_sre.proxy.connection import ClientConnection, Request
 from genai_sre.proxy.guard import Guard
 from genai_sre.proxy.headers import Capturable, request_headers_for_upstream, response_headers_for_client
@@ -37,7 +38,7 @@ from genai_sre.proxy.upstream import UpstreamConnection, UpstreamPool
 from genai_sre.telemetry.attribution import NONE, PROBE_APP, PROBE_TENANT
 from genai_sre.telemetry.metrics import status_class
 
-__all__ = ["Forwarder", "operation_of", "provider_label"]
+__all__ = ["Forwarder"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Forwarder:
         self.app_header = config.labels.app_header.lower().encode()
         self.in_flight = 0
         self.guard = Guard(config.proxy.guard) if config.proxy.guard.enabled else None
-        self._providers = {u.name: provider_label(u) for u in config.upstreams}
+        self.classify = Classifier(config.upstreams)
 
     async def start(self) -> None:
         for pool in self.pools.values():
@@ -191,14 +192,15 @@ class Forwarder:
             stats.inc("genai_sre_upstream_errors", (name, trip.route, error))
         pre = (trip.t_sent - req.t0) if trip.t_sent is not None else 0.0
         stats.observe("genai_sre_proxy_overhead_seconds", (name, trip.route), pre + trip.post_overhead)
-        operation = operation_of(trip.route)
+        kind = self.classify(trip.route, name)
         error_type = error or (str(status) if status >= 500 else "")  # OTel: error.type, the status code
-        provider = self._providers.get(name, "openai")
         stats.observe(
-            "gen_ai_server_request_duration_seconds", (operation, provider, model_label, error_type), now - req.t0
+            "gen_ai_server_request_duration_seconds",
+            (kind.operation, kind.provider, model_label, error_type),
+            now - req.t0,
         )
         if error != "client_disconnect":  # the client left: the outcome is unknown, no SLI counts it
-            ok = error is None and 0 < status < 500
+            ok = succeeded(status, error)
             stats.inc(OUTCOMES, (trip.route, name, tenant, "1" if ok else "0", "1" if trip.probe else "0"))
         if trip.pool is None:
             return
@@ -233,6 +235,7 @@ class Forwarder:
                 probe=trip.probe,
                 trace=trip.trace,
                 labels=labels,
+                classification=kind,
             )
         )
         stats.inc("genai_sre_pipeline_captures", ())
@@ -434,8 +437,7 @@ class _Trip:
         assert self.guard_head is not None
         status, reason, out = self.guard_head
         data = bytes(self.buffer)
-        up = self.pool.config
-        is_anthropic = up.provider == "anthropic" or (up.provider == "auto" and self.route == "/v1/messages")
+        is_anthropic = self.fw.classify(self.route, self.pool.config.name).dialect == "anthropic"
         verdict = await guard.check(self.route, self.req.body, data, is_anthropic)
         if self.done:
             return
@@ -457,27 +459,6 @@ _CODES = {
     "cut": "upstream_cut",
     "bad_response": "upstream_bad_response",
 }
-
-_OPERATIONS = {
-    "/v1/chat/completions": "chat",
-    "/v1/responses": "chat",
-    "/v1/messages": "chat",
-    "/v1/completions": "text_completion",
-    "/v1/embeddings": "embeddings",
-}
-
-
-def operation_of(route: str) -> str:
-    return _OPERATIONS.get(route, "other")
-
-
-def provider_label(up: UpstreamConfig) -> str:
-    if up.provider == "azure":
-        return "azure.ai.openai"
-    if up.provider in ("anthropic", "openai"):
-        return up.provider
-    return up.provider if up.provider != "auto" else "openai"
-
 
 def _trace(traceparent: str | None, tracestate: str | None) -> TraceIds:
     parent = None

@@ -59,3 +59,18 @@ def test_upstream_request_id_is_kept_and_reused_client_ids_stay_distinct() -> No
         s.idle()
     ids = [e.exchange.id for e in got]
     assert len(set(ids)) == 2 and all(i.startswith("mine-1.") for i in ids)
+
+
+def test_connection_close_and_http10_end_the_connection_after_the_answer() -> None:
+    with stack(upstream_app=upstream()) as s:
+        port = int(s.proxy_url.rsplit(":", 1)[1])
+        for request in (
+            b"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+            b"POST /v1/x HTTP/1.0\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+        ):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(request)
+                data = b""
+                while chunk := sock.recv(4096):  # the sidecar closes: recv returns b"" before the timeout
+                    data += chunk
+            assert data.startswith(b"HTTP/1.1 200") and b"connection: close" in data.lower()
