@@ -81,7 +81,7 @@ class GuardConfig:
     enabled: bool = False
     routes: Mapping[str, Annotated[float, Range(0, 1)]] = field(default_factory=dict)  # route -> risk threshold
     action: Literal["header", "refuse"] = "header"
-    scorer: str = "detectors.hallucination.guard:score_text"
+    scorer: str = "hallucination"  # entry point in genai_sre.guard_scorers, or "module:attr"
     refusal_message: str = "I can't give a reliable answer to that from the information provided."
 
 

@@ -179,17 +179,18 @@ def _wire_otlp(agent: Agent) -> None:
         agent.on_close(exporter.aclose)
 
 
-PROBE_RUNNER = "detectors.bias.probes:ProbeRunner"
+PROBE_GROUP = "genai_sre.probes"
+PROBE_RUNNER = "counterfactual"  # the entry point of the built-in prober (detectors.bias)
 
 
 def _wire_probes(agent: Agent) -> None:
-    """Counterfactual probes on a schedule, when `probes:` names a file (loaded like a plugin)."""
+    """Counterfactual probes on a schedule, when `probes:` names a file (the prober is an entry point)."""
     config = agent.config
     if not config.probes:
         return
-    from genai_sre.plugins import import_from_string
+    from genai_sre.plugins import resolve
 
-    runner = import_from_string(PROBE_RUNNER).from_file(
+    runner = resolve(PROBE_GROUP, PROBE_RUNNER).from_file(  # type: ignore[attr-defined]
         str(config.resolve(config.probes)), agent.wall, agent.metrics
     )
     stop = asyncio.Event()
@@ -211,8 +212,8 @@ def check_files(config: Config) -> list[str]:
         load_alerting_config(config.resolve(config.alerting.file))
         notes.append(f"alert routes in {config.alerting.file}")
     if config.probes:
-        from genai_sre.plugins import import_from_string
+        from genai_sre.plugins import resolve
 
-        import_from_string("detectors.bias.probe_config:load_probes")(str(config.resolve(config.probes)))
+        resolve(PROBE_GROUP, PROBE_RUNNER).check_file(str(config.resolve(config.probes)))  # type: ignore[attr-defined]
         notes.append(f"probes in {config.probes}")
     return notes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import genai_sre
@@ -27,6 +28,22 @@ def test_core_never_imports_detectors() -> None:
         for p in (ROOT / "genai_sre").rglob("*.py")
         for m in _imports(p)
         if m == "detectors" or m.startswith("detectors.")
+    ]
+    assert not offenders, offenders
+
+
+def _strings(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def test_core_names_no_detector_even_by_string() -> None:
+    """Built-in detectors, probers and guard scorers are reached through entry points, as a plugin would be."""
+    offenders = [
+        f"{p.relative_to(ROOT)}: {s!r}"
+        for p in (ROOT / "genai_sre").rglob("*.py")
+        for s in _strings(p)
+        if re.match(r"^detectors[.:]", s.strip())
     ]
     assert not offenders, offenders
 

@@ -113,6 +113,11 @@ class ProbeRunner:
         embedder = load_embedder() if config.embedding else None
         return cls(config, clock, metrics=metrics, embedder=embedder)
 
+    @staticmethod
+    def check_file(path: str) -> None:
+        """Validate a `probes.yaml` without loading anything else (for `genai-sre check-config`)."""
+        load_probes(path)
+
     def _default_factory(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))
 

@@ -6,8 +6,9 @@ other requests keep flowing), adds `x-genai-sre-hallucination-risk` to the
 response, and with `action: refuse` replaces an answer at or above the
 threshold with a refusal (`x-genai-sre-guard: refused`). Streams are forwarded
 untouched: their headers leave before the answer exists. The scorer is any
-`(context, question, answer) -> (risk, explanation)` callable named by an import
-string; the built-in one is the hallucination detector's lexical path.
+`(context, question, answer) -> (risk, explanation)` callable named by an entry
+point in `genai_sre.guard_scorers` or an import string; the built-in one
+(`hallucination`) is the hallucination detector's lexical path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from genai_sre.config import GuardConfig
-from genai_sre.plugins import import_from_string
+from genai_sre.plugins import resolve
 from genai_sre.providers import anthropic, openai
 
 __all__ = ["Guard", "GuardVerdict"]
@@ -27,6 +28,7 @@ __all__ = ["Guard", "GuardVerdict"]
 logger = logging.getLogger(__name__)
 
 Scorer = Callable[[str, str, str], tuple[float, str]]
+SCORER_GROUP = "genai_sre.guard_scorers"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class GuardVerdict:
 class Guard:
     def __init__(self, config: GuardConfig, scorer: Scorer | None = None) -> None:
         self.config = config
-        self.scorer: Scorer = scorer or import_from_string(config.scorer)
+        self.scorer: Scorer = scorer or resolve(SCORER_GROUP, config.scorer)
 
     def threshold(self, route: str) -> float | None:
         return self.config.routes.get(route) if self.config.enabled else None
