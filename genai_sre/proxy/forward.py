@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
+import random
 import re
 import time
 from collections.abc import Callable
@@ -47,6 +47,7 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_CHUNK_TIMES = 512
 _REPLAYABLE = (b"GET", b"HEAD", b"OPTIONS")
+_random = random.Random()  # ids need uniqueness, not secrecy (as the OpenTelemetry SDK's trace ids)
 
 
 class Forwarder:
@@ -111,9 +112,9 @@ class Forwarder:
         if rid is not None and _REQUEST_ID.match(rid):
             trip.rid = rid
             # stored under an id of our own, so a reused client id never overwrites earlier evidence
-            trip.capture_id = f"{rid}.{os.urandom(4).hex()}"
+            trip.capture_id = f"{rid}.{_random.getrandbits(32):08x}"
         else:
-            trip.rid = trip.capture_id = os.urandom(12).hex()
+            trip.rid = trip.capture_id = f"{_random.getrandbits(96):024x}"
         try:
             target = parse_target(req.target)
         except BadTarget as exc:
@@ -469,7 +470,7 @@ def _trace(traceparent: str | None, tracestate: str | None) -> TraceIds:
         if m and m.group(1) != "0" * 32 and m.group(2) != "0" * 16:
             trace_id, parent = m.group(1), m.group(2)
             sampled = bool(int(m.group(3), 16) & 1)
-    ids = os.urandom(32).hex()
+    ids = f"{_random.getrandbits(256):064x}"  # W3C ids need randomness, not secrecy
     return TraceIds(
         trace_id=trace_id or ids[:32],
         server_span_id=ids[32:48],
