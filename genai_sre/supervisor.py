@@ -236,8 +236,23 @@ class Supervisor:
             now = time.monotonic()
             for child in self.children:
                 self._check(child, now)
+            if os.getpid() == 1:
+                self._reap_orphans()
         await self._shutdown()
         return 0
+
+    def _reap_orphans(self) -> None:
+        """As PID 1 in a container, orphans (a dead agent's helpers) become ours: reap them, but only them."""
+        ours = {c.proc.pid for c in self.children if c.proc is not None}
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid in ours:
+                return  # nothing exited, or one of our children: `_check` reaps it through its Popen
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info.si_pid, 0)
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
         assert self._wakeup is not None
