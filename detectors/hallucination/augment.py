@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from detectors.hallucination.features import infer_task
 from detectors.hallucination.text import content_stems, is_content, normalise_number, sentences, words
 from genai_sre.evaluation import DatasetRow
 
@@ -138,7 +139,7 @@ def padded(rows: Sequence[DatasetRow], seed: int, max_sentences: int = 20) -> li
             if candidate not in row.context and not own & _vocabulary(candidate):
                 extra.append(candidate)
         padding = " ".join(extra)
-        structured = row.context.lstrip()[:1] in ("{", "[")
+        structured = infer_task(row.context, "") == "data2text"
         context = f"{row.context}\n\n{padding}" if structured or rng.random() < 0.5 else f"{padding}\n\n{row.context}"
         out.append(DatasetRow(f"{row.id}+padded", context, row.question, row.answer, row.label, row.source, row.split))
     return out

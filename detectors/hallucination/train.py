@@ -202,8 +202,10 @@ def train_model(
     meta: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
     synthetic: tuple[int, int, int] = SYNTHETIC_SHORT,
+    signs: Sequence[int] | None = None,
 ) -> RiskModel:
-    """Fit and choose; returns the model (not saved). `synthetic=(0, 0, 0)` trains on the rows alone."""
+    """Fit and choose; returns the model (not saved). `synthetic=(0, 0, 0)` trains on the rows alone;
+    `signs` replaces the sign constraints (`column_signs()`; all 0: unconstrained)."""
     if not train_rows or not dev_rows:
         raise DatasetError("Training needs rows in both the 'train' and the 'dev' split.")
     say = progress or (lambda msg: logger.info("%s", msg))
@@ -229,7 +231,7 @@ def train_model(
     best: tuple[float, float, Any] | None = None
     dev_auroc: dict[str, dict[str, float]] = {}
     for C in C_GRID:
-        coef, intercept = fit_logistic(Z_train, y_train, C)
+        coef, intercept = fit_logistic(Z_train, y_train, C, signs)
         p = 1.0 / (1.0 + np.exp(-(Z_dev @ coef + intercept)))
         per_source = {
             s: auroc([y for y, r in zip(y_dev, dev_rows, strict=True) if r.source == s],
