@@ -111,7 +111,9 @@ def build_net(base: Path, recipe: Recipe) -> Any:
     class Net(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.bert = BertModel.from_pretrained(str(base), attn_implementation="eager", add_pooling_layer=False)
+            self.bert = _quietly(
+                lambda: BertModel.from_pretrained(str(base), attn_implementation="eager", add_pooling_layer=False)
+            )
             hidden = self.bert.config.hidden_size
             self.head = torch.nn.Linear(2 * hidden, 1)
             self.token_head = torch.nn.Linear(hidden, 1)
@@ -143,6 +145,20 @@ def build_net(base: Path, recipe: Recipe) -> Any:
 
     torch.manual_seed(0)  # the heads' initial weights
     return Net()
+
+
+def _quietly(load: Any) -> Any:
+    """Load without the progress bar and the report of the unused pooler weights (a sidecar's log is no place)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        return load()
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def trained_state(net: Any) -> dict[str, Any]:
@@ -221,7 +237,7 @@ class CrossEncoder:
         self._torch = torch
 
     def count(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]]
 
     def encode(self, triples: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
         return encode(self.tokenizer, self.recipe, triples, self.count)
@@ -249,7 +265,7 @@ def encode(tokenizer: Any, recipe: Recipe, triples: Sequence[tuple[str, str, str
     answers: list[str] = []
     proofs: list[str] = []
     for context, question, answer in triples:
-        ids = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
+        ids = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         cut = ids["offset_mapping"][: recipe.answer_tokens]
         kept = answer[: cut[-1][1]] if len(ids["input_ids"]) > recipe.answer_tokens else answer
         answers.append(kept)

@@ -142,7 +142,7 @@ def train_cross_encoder(
         p.requires_grad_(True)
 
     def count(texts: Sequence[str]) -> list[int]:
-        return [len(i) for i in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        return [len(i) for i in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]]
 
     def cache(part: Sequence[DatasetRow]) -> list[tuple[Any, Any, Any, Any]]:
         """Per row: frozen-layer output, token labels, token-label mask (fp16 / bool, unpadded)."""
