@@ -261,7 +261,7 @@ def cascade() -> None:
             for group, m in [("overall", r.overall), *r.groups.items()]:
                 lex, ce = m.others.get("lexical"), m.others.get("cross-encoder")
                 print(
-                    f"| {name} | {split} | {group} | {m.n} | {sent:.0%} | "
+                    f"| {name} | {split} | {group} | {m.n} | {'' if math.isnan(sent) else f'{sent:.0%}'} | "
                     f"{_ci(lex[0], lex[1:]) if lex else '-'} | {_ci(ce[0], ce[1:]) if ce else '-'} | "
                     f"{_ci(m.auroc, m.auroc_ci)} |"
                 )
