@@ -192,13 +192,13 @@ def save(net: Any, path: Path, recipe: Recipe, meta: Mapping[str, Any], quantize
 
 def load_state(path: Path) -> tuple[dict[str, Any], Recipe, dict[str, Any]]:
     """Parameters (dequantized), recipe and metadata of an artefact; ConfigError naming the file if unreadable."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as fh:
             header = fh.metadata() or {}
             raw = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ConfigError(f"Cannot read hallucination cross-encoder {path}: {exc}") from exc
     if header.get("format") != ARTEFACT_FORMAT:
         raise ConfigError(f"{path}: not a hallucination cross-encoder (format {header.get('format')!r}).")
