@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from detectors.hallucination.cascade import Cascade
-from detectors.hallucination.features import extract
+from detectors.hallucination.features import FEATURE_NAMES
 from detectors.hallucination.scorer import HallucinationScorer, ScoreInput
+from detectors.hallucination.text import words
 from detectors.hallucination.train import length_baseline
 from genai_sre.errors import ConfigError
 from genai_sre.evaluation import DatasetRow, ScoredRow
@@ -53,7 +54,11 @@ class HallucinationEvaluator:
             for k in range(len(rows)):
                 others[k] += [("lexical", lexical[k].risk), ("cross-encoder", cross[k].logit)]
         if self._length is not None and rows:
-            X = np.array([extract(r.context, r.question, r.answer).values for r in rows])
+            # Only the columns the baseline reads: the task shape and the answer's length.
+            X = np.zeros((len(rows), len(FEATURE_NAMES)))
+            for k, (row, res) in enumerate(zip(rows, results, strict=True)):
+                X[k, FEATURE_NAMES.index("answer_words_log")] = math.log1p(len(words(row.answer)))
+                X[k, FEATURE_NAMES.index(f"task_{res.task}")] = 1.0
             length = length_baseline(X) @ self._length[0] + self._length[1]
             for k in range(len(rows)):
                 others[k].append(("task+length", float(length[k])))
