@@ -22,6 +22,7 @@ reported with it.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 from genai_sre.errors import ConfigError
 
 __all__ = ["HallucinationScorer", "RiskResult", "ScoreInput", "check_base_rate"]
+
+logger = logging.getLogger(__name__)
 
 _LOW_PROB_LOGP = math.log(0.1)
 _HEDGES = re.compile(
@@ -127,7 +130,10 @@ class HallucinationScorer:
                 if band:
                     triples = [(items[grounded[k]].context, items[grounded[k]].question, items[grounded[k]].answer)
                                for k in band]  # fmt: skip
-                    refined = dict(zip(band, self.cascade.refine(triples, [logits[k] for k in band]), strict=True))
+                    try:
+                        refined = dict(zip(band, self.cascade.refine(triples, [logits[k] for k in band]), strict=True))
+                    except (RuntimeError, ValueError, IndexError) as exc:  # the lexical risks stand
+                        logger.warning("hallucination cross-encoder failed on %d answer(s): %s", len(band), exc)
             for k, i in enumerate(grounded):
                 results[i] = self._grounded_result(
                     logits[k], rows[k].task, rows[k].claims, X[k], shap_values[k], refined.get(k)

@@ -131,3 +131,16 @@ def test_eval_reports_the_stages_side_by_side(tiny: Path, tmp_path: Path, capsys
     assert {"lexical", "cross-encoder", "task prior", "task+length"} <= set(report["overall"]["others"])
     lines = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert len(lines) == 20 and set(lines[0]) == {"id", "score", "flagged"}  # the scores-out contract
+
+
+def test_a_failing_second_stage_leaves_the_lexical_risks(tiny: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cascade = Cascade(tiny, width=100.0)
+
+    def broken(triples: object) -> object:
+        raise RuntimeError("out of memory")
+
+    cascade.encoder.score = broken  # type: ignore[method-assign,assignment]
+    items = [ScoreInput(CONTEXT, QUESTION, "It was completed in 1925 by Maurice Koechlin.")]
+    result = HallucinationScorer(cascade=cascade).score_batch(items)[0]
+    assert result.stage == "lexical" and result.risk == HallucinationScorer().score_batch(items)[0].risk
+    assert "cross-encoder failed" in caplog.text
