@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from detectors.hallucination import augment  # noqa: E402
 from detectors.hallucination.evaluate import HallucinationEvaluator  # noqa: E402
 from detectors.hallucination.features import extract  # noqa: E402
-from detectors.hallucination.model import RiskModel  # noqa: E402
+from detectors.hallucination.model import RiskModel, design_columns  # noqa: E402
 from detectors.hallucination.scorer import HallucinationScorer, ScoreInput  # noqa: E402
 from detectors.hallucination.text import sentences  # noqa: E402
 from detectors.hallucination.train import (  # noqa: E402
@@ -216,7 +216,11 @@ def ablations() -> None:
     print(f"machine: {machine()}")
     print("| variant | RAGTruth dev | SummEdits dev | RAGTruth test | SummEdits test |\n|---|---|---|---|---|")
     measure("shipped (sign-constrained per-task logistic regression)", by_model(HallucinationEvaluator().scorer.model))
-    measure("without sign constraints", by_model(train_model(train_rows, dev_rows, signs=[0] * len(column_signs()))))
+    free = train_model(train_rows, dev_rows, signs=[0] * len(column_signs()))
+    measure("without sign constraints", by_model(free))
+    wrong = [c for c, sign, w in zip(design_columns(), column_signs(), free.coef, strict=True) if sign * w < -1e-9]
+    print(f"<!-- without sign constraints, {len(wrong)} of {sum(1 for v in column_signs() if v)} constrained "
+          f"weights take the wrong sign: {', '.join(wrong)} -->")
     measure("without the synthetic short answers", by_model(train_model(train_rows, dev_rows, synthetic=(0, 0, 0))))
     rt_train, rt_dev = _train_dev("ragtruth")
     measure("trained on RAGTruth only", by_model(train_model(rt_train, rt_dev)))
