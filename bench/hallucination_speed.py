@@ -11,6 +11,11 @@ contexts, so the context-index cache never hits. Prints:
 - a burst of `n` concurrent `detect()` calls with the thread and the process
   executor: throughput and the worst event-loop lag seen by a 1 ms ticker;
 - guard mode (`score_text`, one answer, synchronous): p50/p99.
+
+`--cross-encoder` measures the second stage instead (needs torch, onnxruntime
+for the ONNX rows): the cross-encoder per answer with torch and ONNX Runtime
+(fp32 and int8, 1 and 2 threads), the cascade's scorer throughput and CPU per
+answer with the shipped band, and the detector with the cascade at 10 answers/s.
 """
 
 from __future__ import annotations
@@ -150,13 +155,115 @@ def guard(items: list[ScoreInput]) -> None:
     )
 
 
+def cross_encoder_speed(items: list[ScoreInput], path: str | None) -> None:
+    import tempfile
+
+    import torch
+
+    from detectors.hallucination.cascade import Cascade
+    from detectors.hallucination.cross_encoder import CrossEncoder
+
+    triples = [(it.context, it.question, it.answer) for it in items[:48]]
+    ce = CrossEncoder(path)
+    t = time.perf_counter()
+    encoded = [ce.encode(triples[k : k + 8]) for k in range(0, len(triples), 8)]
+    encode_ms = (time.perf_counter() - t) / len(triples) * 1000
+    print(f"cross-encoder input building (evidence selection, tokenizer): {encode_ms:.1f} ms/answer")
+
+    def timed(label: str, run: object) -> None:
+        assert callable(run)
+        run(encoded[0])
+        t, cpu = time.perf_counter(), time.process_time()
+        for enc in encoded:
+            run(enc)
+        wall = (time.perf_counter() - t) / len(triples) * 1000
+        cpu_ms = (time.process_time() - cpu) / len(triples) * 1000
+        print(f"  {label}: {wall:.1f} ms/answer wall ({1000 / wall:.0f} answers/s), {cpu_ms:.1f} ms CPU")
+
+    quantized = torch.ao.quantization.quantize_dynamic(ce.net, {torch.nn.Linear}, dtype=torch.qint8)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            timed(f"torch fp32, {threads} thread(s), batch 8",
+                  lambda e: ce.net(e["input_ids"], e["attention_mask"], e["token_type_ids"]))  # fmt: skip
+            timed(f"torch int8 (dynamic), {threads} thread(s), batch 8",
+                  lambda e: quantized(e["input_ids"], e["attention_mask"], e["token_type_ids"]))  # fmt: skip
+    try:
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        print("  onnxruntime not installed: no ONNX rows")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = f"{tmp}/ce.onnx"
+            e = encoded[0]
+            torch.onnx.export(
+                ce.net, (e["input_ids"], e["attention_mask"], e["token_type_ids"]), model, dynamo=False,
+                input_names=["ids", "mask", "types"], output_names=["pair", "tokens"],
+                dynamic_axes={n: {0: "batch", 1: "length"} for n in ("ids", "mask", "types")},
+            )  # fmt: skip
+            quantize_dynamic(model, f"{tmp}/ce8.onnx", weight_type=QuantType.QInt8)
+            for name, file in (("fp32", model), ("int8", f"{tmp}/ce8.onnx")):
+                for threads in (1, 2):
+                    opts = ort.SessionOptions()
+                    opts.intra_op_num_threads = threads
+                    sess = ort.InferenceSession(file, opts, providers=["CPUExecutionProvider"])
+                    timed(f"onnxruntime {name}, {threads} thread(s), batch 8",
+                          lambda e, s=sess: s.run(None, {"ids": e["input_ids"].numpy(),
+                                                         "mask": e["attention_mask"].numpy(),
+                                                         "types": e["token_type_ids"].numpy()}))  # fmt: skip
+    torch.set_num_threads(1)
+    cascade = Cascade(path, threads=1)
+    scorer = HallucinationScorer(cascade=cascade)
+    scorer.score_batch(items[:1])
+    t, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(items), 32):
+        scorer.score_batch(items[start : start + 32])
+    wall = time.perf_counter() - t
+    cpu_s = time.process_time() - cpu
+    print(
+        f"cascade scorer (band width {cascade.width:.3f} log-odds): {cascade.sent - 1} of {len(items)} answers "
+        f"sent ({(cascade.sent - 1) / len(items):.0%}); {len(items) / wall:.0f} answers/s in one process, "
+        f"{cpu_s / len(items) * 1000:.1f} ms CPU/answer = {len(items) / cpu_s * 2:.0f} answers/s on 2 free cores"
+    )
+
+
+async def open_loop_cascade(items: list[ScoreInput], path: str | None, rate: float, seconds: float) -> None:
+    det = HallucinationDetector(cross_encoder="cascade", cross_encoder_path=path)
+    await det.detect(exchange(items[0], 0))
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        t = time.perf_counter()
+        await det.detect(exchange(items[i % len(items)], i))
+        latencies.append((time.perf_counter() - t) * 1000)
+
+    tasks = []
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    await det.aclose()
+    print(
+        f"detector with the cascade at {rate:.0f} answers/s for {seconds:.0f} s: p50 "
+        f"{statistics.median(latencies):.1f} ms, p99 {pct(latencies, 99):.1f} ms, max {max(latencies):.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=400, help="answers in the workload (default 400)")
+    parser.add_argument("--cross-encoder", action="store_true", help="measure the second stage instead")
+    parser.add_argument("--cross-encoder-path", default=None, help="artefact (default: the shipped one)")
     args = parser.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
     )
+    if args.cross_encoder:
+        cross_encoder_speed(workload(args.n, "cross"), args.cross_encoder_path)
+        asyncio.run(open_loop_cascade(workload(args.n, "cascade-open"), args.cross_encoder_path, 10, 10))
+        return
     items = workload(args.n, "scorer")
     scorer_throughput(items)
     asyncio.run(open_loop(workload(args.n, "open"), rate=10, seconds=10))

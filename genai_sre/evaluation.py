@@ -6,7 +6,10 @@ or not; `label` 1 means the answer contains a hallucination. This module is
 generic: an `Evaluator` (found by entry point in `genai_sre.evaluators`) turns
 rows into scores, and this module computes precision, recall, F1, balanced
 accuracy, AUROC, the AUROC of two shortcut baselines (answer length and the
-share of answer words absent from the context), and throughput.
+share of answer words absent from the context) and of any other scores the
+evaluator attaches (`ScoredRow.others`: baselines, other stages of the same
+detector), 95% bootstrap intervals for AUROC and F1 resampled over source
+documents (rows that share a context move together), and throughput.
 
 ```python
 rows = load_dataset(Path("bench/data/hallucination/ragtruth.jsonl.gz"), split="test")
@@ -18,14 +21,18 @@ print(report.overall.auroc)
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from genai_sre.errors import DatasetError
 
@@ -36,9 +43,11 @@ __all__ = [
     "Report",
     "ScoredRow",
     "auroc",
+    "bootstrap_intervals",
     "evaluate",
     "group_metrics",
     "load_dataset",
+    "source_key",
     "unsupported_share",
     "write_scores",
 ]
@@ -60,12 +69,17 @@ class DatasetRow:
 
 @dataclass(frozen=True, slots=True)
 class ScoredRow:
-    """One answer's score; `flagged` at the evaluation threshold, `slo_flagged` at the SLO one."""
+    """One answer's score; `flagged` at the evaluation threshold, `slo_flagged` at the SLO one.
+
+    `others`: further scores of the same answer reported next to `score` (AUROC with its interval),
+    e.g. a baseline or another stage of the detector; never written by `write_scores`.
+    """
 
     score: float
     flagged: bool
     slo_flagged: bool
     group: str = "all"
+    others: tuple[tuple[str, float], ...] = ()
 
 
 class Evaluator(Protocol):
@@ -87,6 +101,10 @@ class GroupMetrics:
     auroc: float
     auroc_length: float
     auroc_unsupported_share: float
+    auroc_ci: tuple[float, float] = (math.nan, math.nan)
+    f1_ci: tuple[float, float] = (math.nan, math.nan)
+    # AUROC [95% interval] of each of `ScoredRow.others`, by name.
+    others: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +132,8 @@ def _no_nan(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
     return value
 
 
@@ -190,6 +210,73 @@ def auroc(labels: Sequence[int], scores: Sequence[float]) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def source_key(row: DatasetRow) -> str:
+    """The source document a row's answer was written from: rows with the same context share it."""
+    return hashlib.sha1(row.context.encode("utf-8", "replace")).hexdigest()
+
+
+def _auroc_np(y: np.ndarray, s: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = rankdata(s)
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _f1_np(y: np.ndarray, flagged: np.ndarray) -> float:
+    tp = int((y & flagged).sum())
+    fp = int((~y.astype(bool) & flagged.astype(bool)).sum())
+    pos = int(y.sum())
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, pos)
+    return _ratio(2 * precision * recall, precision + recall)
+
+
+def bootstrap_intervals(
+    keys: Sequence[str],
+    labels: Sequence[int],
+    scores: Mapping[str, Sequence[float]],
+    flagged: Sequence[bool] | None = None,
+    *,
+    replicates: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals, resampling whole source documents (`keys`) with replacement.
+
+    Returns `{name: (low, high)}` for the AUROC of each of `scores` and, given `flagged`, `"f1"`.
+    Answers written from one document are not independent (one hard document sinks all of its
+    answers), so the document, not the answer, is the unit that is resampled.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    members = [np.array(v) for v in groups.values()]
+    y = np.asarray(labels, dtype=np.int64)
+    arrays = {name: np.asarray(v, dtype=np.float64) for name, v in scores.items()}
+    flags = np.asarray(flagged, dtype=np.int64) if flagged is not None else None
+    rng = random.Random(seed)
+    draws: dict[str, list[float]] = {name: [] for name in [*arrays, *(["f1"] if flags is not None else [])]}
+    for _ in range(replicates if members else 0):
+        idx = np.concatenate([members[rng.randrange(len(members))] for _ in members])
+        for name, s in arrays.items():
+            draws[name].append(_auroc_np(y[idx], s[idx]))
+        if flags is not None:
+            draws["f1"].append(_f1_np(y[idx], flags[idx]))
+    tail = (1 - level) / 2 * 100
+    out: dict[str, tuple[float, float]] = {}
+    for name, values in draws.items():
+        finite = [v for v in values if not math.isnan(v)]
+        if len(finite) < max(10, replicates // 2):
+            out[name] = (math.nan, math.nan)
+        else:
+            lo, hi = np.percentile(finite, [tail, 100 - tail])
+            out[name] = (float(lo), float(hi))
+    return out
+
+
 def unsupported_share(context: str, question: str, answer: str) -> float:
     """Shortcut baseline: the share of answer words (lower-case, alphanumeric) absent from the request."""
     seen = set(_WORD.findall(f"{context} {question}".lower()))
@@ -201,7 +288,8 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-def group_metrics(rows: Sequence[DatasetRow], scored: Sequence[ScoredRow]) -> GroupMetrics:
+def group_metrics(rows: Sequence[DatasetRow], scored: Sequence[ScoredRow], bootstrap: int = 0) -> GroupMetrics:
+    """Metrics of one group; `bootstrap` > 0 adds 95% intervals from that many document resamples."""
     y = [r.label for r in rows]
     tp = sum(1 for r, s in zip(rows, scored, strict=True) if r.label and s.flagged)
     fp = sum(1 for r, s in zip(rows, scored, strict=True) if not r.label and s.flagged)
@@ -211,6 +299,18 @@ def group_metrics(rows: Sequence[DatasetRow], scored: Sequence[ScoredRow]) -> Gr
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, pos)
     slo_tp = sum(1 for r, s in zip(rows, scored, strict=True) if r.label and s.slo_flagged)
     slo_fp = sum(1 for r, s in zip(rows, scored, strict=True) if not r.label and s.slo_flagged)
+    other_scores: dict[str, list[float]] = {}
+    for s in scored:
+        for name, value in s.others:
+            other_scores.setdefault(name, []).append(value)
+    other_scores = {k: v for k, v in other_scores.items() if len(v) == len(scored)}
+    intervals: dict[str, tuple[float, float]] = {}
+    if bootstrap > 0:
+        intervals = bootstrap_intervals(
+            [source_key(r) for r in rows], y, {"": [s.score for s in scored], **other_scores},
+            [s.flagged for s in scored], replicates=bootstrap,
+        )  # fmt: skip
+    nan2 = (math.nan, math.nan)
     return GroupMetrics(
         n=len(rows),
         positives=pos,
@@ -223,6 +323,9 @@ def group_metrics(rows: Sequence[DatasetRow], scored: Sequence[ScoredRow]) -> Gr
         auroc=auroc(y, [s.score for s in scored]),
         auroc_length=auroc(y, [float(len(r.answer.split())) for r in rows]),
         auroc_unsupported_share=auroc(y, [unsupported_share(r.context, r.question, r.answer) for r in rows]),
+        auroc_ci=intervals.get("", nan2),
+        f1_ci=intervals.get("f1", nan2),
+        others={k: (auroc(y, v), *intervals.get(k, nan2)) for k, v in other_scores.items()},
     )
 
 
@@ -242,9 +345,12 @@ def evaluate(
     split: str = "",
     batch_size: int = 32,
     latency_sample: int = 200,
+    bootstrap: int = 1000,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Score `rows` in batches (throughput) and a sample one at a time (per-answer latency).
+
+    `bootstrap`: document resamples for the 95% intervals of AUROC and F1 (0: none).
 
     Raises:
         DatasetError: when `rows` is empty.
@@ -271,9 +377,10 @@ def evaluate(
     return Report(
         dataset=dataset,
         split=split,
-        overall=group_metrics(rows, scored),
+        overall=group_metrics(rows, scored, bootstrap),
         groups={
-            g: group_metrics([rows[i] for i in idx], [scored[i] for i in idx]) for g, idx in sorted(groups.items())
+            g: group_metrics([rows[i] for i in idx], [scored[i] for i in idx], bootstrap)
+            for g, idx in sorted(groups.items())
         },
         answers_per_s=len(rows) / elapsed if elapsed > 0 else float("inf"),
         p50_ms=_percentile(latencies, 50),

@@ -5,6 +5,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -82,3 +83,37 @@ def test_json_report_has_no_nan(tmp_path: Path) -> None:
     report = evaluate(LengthEvaluator(), rows).to_json()
     assert report["overall"]["auroc"] is None
     json.dumps(report, allow_nan=False)
+
+
+def test_bootstrap_resamples_documents_not_answers() -> None:
+    from genai_sre.evaluation import bootstrap_intervals
+
+    rng = np.random.default_rng(0)
+    labels = [int(v) for v in rng.integers(0, 2, 200)]
+    scores = [lab + float(rng.normal(0, 1.2)) for lab in labels]
+    point = auroc(labels, scores)
+    alone = bootstrap_intervals([str(i) for i in range(200)], labels, {"s": scores}, replicates=400)["s"]
+    assert alone[0] < point < alone[1]
+    assert alone == bootstrap_intervals([str(i) for i in range(200)], labels, {"s": scores}, replicates=400)["s"]
+    # The same 200 answers written from 20 documents: fewer independent units, a wider interval.
+    grouped = bootstrap_intervals([str(i % 20) for i in range(200)], labels, {"s": scores}, replicates=400)["s"]
+    flagged = [s > 0.5 for s in scores]
+    f1 = bootstrap_intervals([str(i) for i in range(200)], labels, {}, flagged, replicates=400)["f1"]
+    assert 0 < f1[0] < f1[1] < 1
+    assert (grouped[1] - grouped[0]) != (alone[1] - alone[0])
+
+
+def test_report_carries_intervals_and_other_scores(tmp_path: Path) -> None:
+    class WithBaseline(LengthEvaluator):
+        def score(self, rows: Sequence[DatasetRow]) -> Sequence[ScoredRow]:
+            return [ScoredRow(s.score, s.flagged, s.slo_flagged, s.group, (("words", float(len(r.answer.split()))),))
+                    for r, s in zip(rows, super().score(rows), strict=True)]  # fmt: skip
+
+    rows = [DatasetRow(str(i), f"doc {i % 7}", "", "word " * (i % 5 + 1), i % 2) for i in range(60)]
+    report = evaluate(WithBaseline(), rows, bootstrap=200)
+    lo, hi = report.overall.auroc_ci
+    assert lo <= report.overall.auroc <= hi
+    assert set(report.overall.others) == {"words"}
+    data = report.to_json()
+    assert len(data["overall"]["auroc_ci"]) == 2 and len(data["overall"]["others"]["words"]) == 3
+    json.dumps(data, allow_nan=False)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from detectors.hallucination.features import infer_task
 from detectors.hallucination.text import content_stems, is_content, normalise_number, sentences, words
 from genai_sre.evaluation import DatasetRow
 
-__all__ = ["SOURCE", "short_answers"]
+__all__ = ["SOURCE", "padded", "short_answers"]
 
 SOURCE = "synthetic-short"
 _MIN_WORDS, _MAX_WORDS = 4, 14
@@ -116,3 +117,35 @@ def _swap_one(sentence: str, context_lower: str, names: Sequence[str], rng: rand
 
 def _is_name(token: str) -> bool:
     return len(token) > 3 and token[:1].isupper() and token[1:].islower() and is_content(token.lower())
+
+
+def padded(rows: Sequence[DatasetRow], seed: int, max_sentences: int = 20) -> list[DatasetRow]:
+    """Each row with its context padded by sentences of *other* rows' contexts that share no content word
+    with its answer or question (irrelevant text, as a retriever adds it), before or after the context.
+
+    The label is unchanged: irrelevant sentences neither support nor contradict the answer. Used to check
+    that the risk does not move with the amount of irrelevant context.
+    """
+    rng = random.Random(seed)
+    pool = [s.text for r in rows for s in sentences(r.context) if r.context.lstrip()[:1] not in ("{", "[")]
+    out: list[DatasetRow] = []
+    for row in rows:
+        own = _vocabulary(f"{row.answer} {row.question}")
+        extra: list[str] = []
+        for _ in range(200):
+            if len(extra) >= rng.randint(3, max_sentences):
+                break
+            candidate = rng.choice(pool)
+            if candidate not in row.context and not own & _vocabulary(candidate):
+                extra.append(candidate)
+        padding = " ".join(extra)
+        structured = infer_task(row.context, "") == "data2text"
+        context = f"{row.context}\n\n{padding}" if structured or rng.random() < 0.5 else f"{padding}\n\n{row.context}"
+        out.append(DatasetRow(f"{row.id}+padded", context, row.question, row.answer, row.label, row.source, row.split))
+    return out
+
+
+def _vocabulary(text: str) -> set[str]:
+    """Content stems and normalised numbers of `text`."""
+    toks = words(text)
+    return {s for _, s in content_stems(toks)} | {n for w in toks if (n := normalise_number(w.text)) is not None}

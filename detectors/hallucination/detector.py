@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -44,6 +45,7 @@ from genai_sre.schema import Document, build
 
 if TYPE_CHECKING:
     from detectors.bias.embedding import Embedder
+    from detectors.hallucination.cascade import Cascade
     from detectors.hallucination.consistency import SelfConsistency
     from genai_sre.detection.base import DetectorContext
     from genai_sre.events import Exchange
@@ -56,9 +58,25 @@ FINDING_NAME = "hallucination_risk"
 _worker_scorer: HallucinationScorer | None = None
 
 
-def _init_worker(model_path: str | None, explainer: Literal["closed_form", "shap"]) -> None:
+def _init_worker(
+    model_path: str | None,
+    explainer: Literal["closed_form", "shap"],
+    base_rate: float | dict[str, float] | None,
+    cascade: tuple[str | None, int] | None,
+) -> None:
     global _worker_scorer
-    _worker_scorer = HallucinationScorer(model_path=model_path, explainer=explainer)
+    _worker_scorer = HallucinationScorer(
+        model_path=model_path, explainer=explainer, base_rate=base_rate, cascade=_cascade(cascade)
+    )
+
+
+def _cascade(spec: tuple[str | None, int] | None) -> Cascade | None:
+    """The second stage, loaded (torch and MiniLM) only when it is enabled."""
+    if spec is None:
+        return None
+    from detectors.hallucination.cascade import Cascade
+
+    return Cascade(spec[0], threads=spec[1])
 
 
 def _warm() -> None:
@@ -85,7 +103,9 @@ def to_finding(result: RiskResult) -> Finding:
             "slo_flagged": result.slo_flagged,
             "path": result.path,
             "task": result.task,
+            "stage": result.stage,
             "unsupported_claims": len(result.claims),
+            **({} if math.isnan(result.prior) else {"prior": round(result.prior, 4)}),
         },
     )
 
@@ -101,7 +121,13 @@ class HallucinationDetector(BaseDetector):
     `grounding_roles` (the context parts an answer is checked against;
     default all of system, user, assistant, tool, document), `min_context_words`
     (content words of grounding below which an exchange takes the no-context
-    path, default 8; see `grounding.py`),
+    path, default 8; see `grounding.py`), `base_rate` (the share of hallucinated
+    answers expected in this traffic, one number or one per task shape; the risk
+    is re-calibrated to it, see `scorer.py`; default: the training data's),
+    `cross_encoder` (`off` | `cascade`: answers in the lexical model's uncertain
+    band also go to the fine-tuned MiniLM cross-encoder, see `cascade.py`; needs
+    the `embeddings` extra), `cross_encoder_path` (artefact; default the shipped
+    one), `cross_encoder_threads` (torch threads in the worker, default 1),
     `self_consistency` (a mapping of `SelfConsistencyConfig` keys; off by
     default). `embedder` replaces the MiniLM model self-consistency loads.
     """
@@ -119,6 +145,10 @@ class HallucinationDetector(BaseDetector):
         embedder: Embedder | None = None,
         grounding_roles: Sequence[str] = GROUNDING_ROLES,
         min_context_words: int = MIN_CONTEXT_WORDS,
+        base_rate: float | Mapping[str, float] | None = None,
+        cross_encoder: Literal["off", "cascade"] = "off",
+        cross_encoder_path: str | None = None,
+        cross_encoder_threads: int = 1,
         context: DetectorContext | None = None,
     ) -> None:
         if embeddings != "off":
@@ -130,6 +160,10 @@ class HallucinationDetector(BaseDetector):
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if executor not in ("thread", "process"):
             raise ConfigError(f"executor must be 'thread' or 'process', got {executor!r}")
+        if cross_encoder not in ("off", "cascade"):
+            raise ConfigError(f"cross_encoder must be 'off' or 'cascade', got {cross_encoder!r}")
+        if cross_encoder_threads < 1:
+            raise ConfigError(f"cross_encoder_threads must be >= 1, got {cross_encoder_threads}")
         if explainer not in ("closed_form", "shap"):
             raise ConfigError(f"explainer must be 'closed_form' or 'shap', got {explainer!r}")
         self.name = context.name if context is not None else "hallucination"
@@ -147,13 +181,16 @@ class HallucinationDetector(BaseDetector):
         self.embedding_model_path = embedding_model_path
         path = str(Path(model_path)) if model_path is not None else None
         # Load in this process first so a bad artefact fails at startup, not on the first exchange.
-        self._scorer = HallucinationScorer(model_path=path, explainer=explainer)
+        spec = (cross_encoder_path, cross_encoder_threads) if cross_encoder == "cascade" else None
+        self._scorer = HallucinationScorer(
+            model_path=path, explainer=explainer, base_rate=base_rate, cascade=_cascade(spec)
+        )
         self._executor: Executor
         if executor == "process":
             # spawn, not fork: the sidecar has threads (exporters, the loop) that a fork would copy mid-state.
             ctx = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(
-                1, mp_context=ctx, initializer=_init_worker, initargs=(path, explainer)
+                1, mp_context=ctx, initializer=_init_worker, initargs=(path, explainer, self._scorer.base_rate, spec)
             )
             self._executor.submit(_warm)  # start the worker now, not on the first exchange
         else:

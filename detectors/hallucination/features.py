@@ -60,8 +60,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "local_unsupported_mean",
     "local_unsupported_max",
     "answer_words_log",
-    "context_words_log",
-    "length_ratio",
     "question_coverage",
     "task_qa",
     "task_short",
@@ -71,6 +69,8 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 _SUMMARY_CUE = re.compile(r"\b(summar|tl;?dr|recap|brief overview|key points|in \d+ words)", re.IGNORECASE)
+# A JSON object or array: `{"` or `[{`, not "[1] As reported..." or "[Email Address] ...".
+_STRUCTURED = re.compile(r'\s*(?:\{\s*["}]|\[\s*[\[{"])')
 _CLAIM_THRESHOLD = 0.34
 _BRIEF_WORDS = 80
 _SHORT_ANSWER_WORDS = 40
@@ -122,13 +122,15 @@ _cache: OrderedDict[tuple[int, int], ContextIndex] = OrderedDict()
 def infer_task(context: str, question: str, answer: str | None = None) -> Task:
     """The exchange's shape, read from the request and the answer text only.
 
+    `data2text` when the context (or the question) is a JSON object or array.
+
     A summary of at most `_BRIEF_WORDS` words is a `brief` (a one-paragraph
     gist), scored by its own weights: short gists and long summaries fail in
     different ways. Likewise an answer to a question in at most
     `_SHORT_ANSWER_WORDS` words is `short`: one invented figure or name is most
     of what such an answer asserts.
     """
-    if context.lstrip()[:1] in ("{", "[") or question.lstrip()[:1] in ("{", "["):
+    if _STRUCTURED.match(context) or _STRUCTURED.match(question):
         return "data2text"
     if not question.strip() or _SUMMARY_CUE.search(question[:300]):
         return "brief" if answer is not None and len(answer.split()) <= _BRIEF_WORDS else "summary"
@@ -266,8 +268,6 @@ def extract(context: str, question: str, answer: str) -> FeatureRow:
         sum(local_missing) / len(local_missing) if local_missing else 0.0,
         max(local_missing, default=0.0),
         math.log1p(n_answer),
-        math.log1p(index.n_words),
-        min(n_answer / max(index.n_words, 1), 2.0),
         coverage,
         1.0 if task == "qa" else 0.0,
         1.0 if task == "short" else 0.0,

@@ -67,7 +67,8 @@ class RiskModel:
     coef: Matrix
     intercept: float
     eval_thresholds: Mapping[str, float]
-    slo_threshold: float
+    slo_thresholds: Mapping[str, float]
+    priors: Mapping[str, float] = field(default_factory=dict)
     version: str = "1"
     meta: Mapping[str, Any] = field(default_factory=dict)
 
@@ -90,6 +91,14 @@ class RiskModel:
 
     def eval_threshold(self, task: str) -> float:
         return float(self.eval_thresholds.get(task, self.eval_thresholds["*"]))
+
+    def slo_threshold(self, task: str) -> float:
+        return float(self.slo_thresholds.get(task, self.slo_thresholds["*"]))
+
+    def prior(self, task: str) -> float:
+        """The share of hallucinated answers of this task shape in the training data: the base rate
+        the risk is calibrated to (`priors["*"]` over all of it). NaN for an artefact without priors."""
+        return float(self.priors.get(task, self.priors.get("*", float("nan"))))
 
     def standardise(self, X: Matrix) -> Matrix:
         return (expand(X, self.features) - self.mean) / self.scale
@@ -126,8 +135,9 @@ class RiskModel:
             "intercept": _round(self.intercept),
             "thresholds": {
                 "eval": {k: _round(v) for k, v in self.eval_thresholds.items()},
-                "slo": _round(self.slo_threshold),
+                "slo": {k: _round(v) for k, v in self.slo_thresholds.items()},
             },
+            "priors": {k: _round(v) for k, v in self.priors.items()},
             "meta": dict(self.meta),
         }
 
@@ -143,6 +153,8 @@ class RiskModel:
             raise ConfigError(f"{source}: feature schema {features} does not match this detector's {FEATURE_NAMES}.")
         columns = design_columns(features)
         arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef")}
+        slo = data["thresholds"]["slo"]
+        slo = slo if isinstance(slo, Mapping) else {"*": slo}  # format 1: one threshold for every task
         if any(a.shape != (len(columns),) for a in arrays.values()):
             raise ConfigError(f"{source}: expected {len(columns)} values in mean/scale/coef.")
         return cls(
@@ -152,7 +164,8 @@ class RiskModel:
             coef=arrays["coef"],
             intercept=float(data["intercept"]),
             eval_thresholds={str(k): float(v) for k, v in data["thresholds"]["eval"].items()},
-            slo_threshold=float(data["thresholds"]["slo"]),
+            slo_thresholds={str(k): float(v) for k, v in slo.items()},
+            priors={str(k): float(v) for k, v in data.get("priors", {}).items()},
             version=str(data.get("version", "1")),
             meta=dict(data.get("meta", {})),
         )

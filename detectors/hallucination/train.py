@@ -8,10 +8,17 @@ Synthetic short answers (`augment.py`) are added to both splits: to train,
 made from train contexts; to the choice of C, made from dev contexts.
 
 Choices made on dev: the L2 strength C (mean of the per-dataset dev AUROCs,
-the synthetic short answers counting as one dataset), the evaluation threshold
-per inferred task (best balanced accuracy; `*` over all of dev), and the SLO
-threshold (at most 1% of faithful dev answers at or above it); both thresholds
-on real dev answers only.
+the synthetic short answers counting as one dataset) and the evaluation
+threshold per inferred task (best balanced accuracy; `*` over all of real dev).
+The SLO threshold per task shape is set so that at most 1% of faithful answers
+reach it, counted on out-of-fold scores of 5-fold cross-validation over train
+and dev (folds grouped by source document): a few dozen faithful dev answers
+per task shape cannot place a 1% quantile.
+
+The artefact also records the task priors (the share of hallucinated training
+answers per task shape: the base rate the risk is calibrated to) and two
+baselines fitted on train, for the evaluation table: the task prior alone and
+task plus answer length.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +36,21 @@ import numpy as np
 from detectors.hallucination import augment
 from detectors.hallucination.features import FEATURE_NAMES, TASKS, extract
 from detectors.hallucination.model import DEFAULT_MODEL_PATH, Matrix, RiskModel, design_columns, expand
-from genai_sre.errors import DatasetError
-from genai_sre.evaluation import DatasetRow, auroc, load_dataset
+from genai_sre.errors import ConfigError, DatasetError
+from genai_sre.evaluation import DatasetRow, auroc, load_dataset, source_key
 
-__all__ = ["C_GRID", "MONOTONE", "SLO_FALSE_ALARM_RATE", "column_signs", "fit_logistic", "train", "train_model"]
+__all__ = [
+    "C_GRID",
+    "MONOTONE",
+    "SLO_FALSE_ALARM_RATE",
+    "column_signs",
+    "cross_validate",
+    "fit_logistic",
+    "fold_of",
+    "length_baseline",
+    "train",
+    "train_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +74,10 @@ MONOTONE = {
     "best_match_min": -1,
 }
 SLO_FALSE_ALARM_RATE = 0.01
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
+CV_FOLDS = 5
+# Task shapes with fewer faithful cross-validated answers than this share the overall SLO threshold.
+MIN_FAITHFUL_FOR_SLO = 50
 # Synthetic short answers: (train rows, dev rows, seed).
 SYNTHETIC_SHORT = (600, 300, 20261127)
 
@@ -120,6 +142,59 @@ def _slo_threshold(y: Sequence[int], scores: Sequence[float], rate: float) -> fl
     return min(1.0, float(faithful[allowed]) + 1e-6)
 
 
+def _fit_standardised(X: Matrix, y: Matrix, C: float) -> tuple[Matrix, Matrix, Matrix, float]:
+    design = expand(X)
+    mean = design.mean(axis=0)
+    scale = design.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    coef, intercept = fit_logistic((design - mean) / scale, y, C)
+    return mean, scale, coef, intercept
+
+
+def fold_of(rows: Sequence[DatasetRow], folds: int = CV_FOLDS, seed: int = 0) -> list[int]:
+    """A fold per row, grouped by source document (all answers to one context in one fold)."""
+    keys = sorted({source_key(r) for r in rows})
+    random.Random(seed).shuffle(keys)
+    fold = {k: i % folds for i, k in enumerate(keys)}
+    return [fold[source_key(r)] for r in rows]
+
+
+def cross_validate(X: Matrix, y: Matrix, folds: Sequence[int], C: float) -> Matrix:
+    """Out-of-fold risks: each fold scored by the model fitted on the others."""
+    out = np.zeros(len(y))
+    fold_ids = np.asarray(folds)
+    for k in sorted(set(folds)):
+        test = fold_ids == k
+        mean, scale, coef, intercept = _fit_standardised(X[~test], y[~test], C)
+        out[test] = 1.0 / (1.0 + np.exp(-(((expand(X[test]) - mean) / scale) @ coef + intercept)))
+    return out
+
+
+def _task_priors(tasks: Sequence[str], y: Sequence[float]) -> dict[str, float]:
+    priors = {"*": float(np.mean(y))}
+    for task in TASKS:
+        labels = [lab for t, lab in zip(tasks, y, strict=True) if t == task]
+        if labels:
+            priors[task] = float(np.mean(labels))
+    return priors
+
+
+def length_baseline(X: Matrix) -> Matrix:
+    """The task-plus-length baseline's design: per task shape an intercept and a log answer-length slope."""
+    tasks = X[:, [FEATURE_NAMES.index(f"task_{t}") for t in TASKS]]
+    length = X[:, [FEATURE_NAMES.index("answer_words_log")]]
+    return np.hstack([tasks, tasks * length])
+
+
+def _slo_thresholds(y: Sequence[float], risks: Sequence[float], tasks: Sequence[str]) -> dict[str, float]:
+    out = {"*": _slo_threshold([int(v) for v in y], risks, SLO_FALSE_ALARM_RATE)}
+    for task in TASKS:
+        idx = [i for i, t in enumerate(tasks) if t == task]
+        if sum(1 for i in idx if not y[i]) >= MIN_FAITHFUL_FOR_SLO:
+            out[task] = _slo_threshold([int(y[i]) for i in idx], [risks[i] for i in idx], SLO_FALSE_ALARM_RATE)
+    return out
+
+
 def train_model(
     train_rows: Sequence[DatasetRow],
     dev_rows: Sequence[DatasetRow],
@@ -127,8 +202,10 @@ def train_model(
     meta: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
     synthetic: tuple[int, int, int] = SYNTHETIC_SHORT,
+    signs: Sequence[int] | None = None,
 ) -> RiskModel:
-    """Fit and choose; returns the model (not saved). `synthetic=(0, 0, 0)` trains on the rows alone."""
+    """Fit and choose; returns the model (not saved). `synthetic=(0, 0, 0)` trains on the rows alone;
+    `signs` replaces the sign constraints (`column_signs()`; all 0: unconstrained)."""
     if not train_rows or not dev_rows:
         raise DatasetError("Training needs rows in both the 'train' and the 'dev' split.")
     say = progress or (lambda msg: logger.info("%s", msg))
@@ -139,7 +216,7 @@ def train_model(
     train_rows = [*train_rows, *extra_train]
     dev_rows = [*real_dev, *extra_dev]
     say(f"features: {len(train_rows)} train, {len(dev_rows)} dev answers")
-    X_train, _ = _features(train_rows)
+    X_train, train_tasks = _features(train_rows)
     X_dev, dev_tasks = _features(dev_rows)
     y_train = np.array([r.label for r in train_rows], dtype=np.float64)
     y_dev = [r.label for r in dev_rows]
@@ -147,14 +224,14 @@ def train_model(
     mean = design.mean(axis=0)
     scale = design.std(axis=0)
     scale[scale < 1e-12] = 1.0
-    Z_train = (design - mean) / scale
+    Z_train = (design - mean) / scale  # as in _fit_standardised
     Z_dev = (expand(X_dev) - mean) / scale
     sources = sorted({r.source for r in dev_rows})
 
     best: tuple[float, float, Any] | None = None
     dev_auroc: dict[str, dict[str, float]] = {}
     for C in C_GRID:
-        coef, intercept = fit_logistic(Z_train, y_train, C)
+        coef, intercept = fit_logistic(Z_train, y_train, C, signs)
         p = 1.0 / (1.0 + np.exp(-(Z_dev @ coef + intercept)))
         per_source = {
             s: auroc([y for y, r in zip(y_dev, dev_rows, strict=True) if r.source == s],
@@ -177,7 +254,15 @@ def train_model(
         idx = [i for i, t in enumerate(dev_tasks) if t == task]
         if sum(y_dev[i] for i in idx) and len(idx) - sum(y_dev[i] for i in idx):
             eval_thresholds[task] = _best_balanced_threshold([y_dev[i] for i in idx], [all_risks[i] for i in idx])
-    risks, y_dev = all_risks[:n_real], y_dev[:n_real]
+    # SLO thresholds from out-of-fold scores over train and dev (synthetic short answers included).
+    X_all = np.vstack([X_train, X_dev])
+    y_all = np.concatenate([y_train, np.asarray(y_dev, dtype=np.float64)])
+    oof = cross_validate(X_all, y_all, fold_of([*train_rows, *dev_rows]), C)
+    slo_thresholds = _slo_thresholds(list(y_all), [float(v) for v in oof], [*train_tasks, *dev_tasks])
+    for shape, t in list(slo_thresholds.items()):  # the SLO counts as bad only answers that are also flagged
+        slo_thresholds[shape] = max(t, eval_thresholds.get(shape, eval_thresholds["*"]))
+    say(f"SLO thresholds (out-of-fold, {SLO_FALSE_ALARM_RATE:.0%} of faithful answers): {slo_thresholds}")
+    base_coef, base_intercept = fit_logistic(length_baseline(X_train), y_train, 1.0, [0] * 2 * len(TASKS))
     info = dict(meta or {})
     info.update(
         {
@@ -189,6 +274,10 @@ def train_model(
             "n_dev": n_real,
             "synthetic_short_answers": {"train": len(extra_train), "dev": len(extra_dev), "seed": seed},
             "slo_false_alarm_rate": SLO_FALSE_ALARM_RATE,
+            "slo_thresholds_from": f"{CV_FOLDS}-fold cross-validation over train and dev, grouped by source document",
+            "baselines": {
+                "task_length": {"coef": [float(v) for v in base_coef], "intercept": float(base_intercept)},
+            },
         }
     )
     return RiskModel(
@@ -198,7 +287,8 @@ def train_model(
         coef=coef,
         intercept=intercept,
         eval_thresholds=eval_thresholds,
-        slo_threshold=_slo_threshold(y_dev, risks, SLO_FALSE_ALARM_RATE),
+        slo_thresholds=slo_thresholds,
+        priors=_task_priors(train_tasks, list(y_train)),
         version=MODEL_VERSION,
         meta=info,
     )
@@ -209,8 +299,18 @@ def train(
     out: Path | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    stage: str = "lexical",
 ) -> dict[str, Any]:
-    """The `genai-sre train hallucination` entry point: returns a summary of what it wrote."""
+    """The `genai-sre train hallucination` entry point: returns a summary of what it wrote.
+
+    `stage="cross-encoder"` trains the second stage instead (`cross_train.py`; torch, about an hour of CPU).
+    """
+    if stage == "cross-encoder":
+        from detectors.hallucination.cross_train import train_cross_encoder
+
+        return train_cross_encoder(datasets, out, progress=progress)
+    if stage != "lexical":
+        raise ConfigError(f"--stage must be 'lexical' or 'cross-encoder', got {stage!r}")
     rows: list[DatasetRow] = []
     digests: dict[str, str] = {}
     for path in datasets:
@@ -227,7 +327,7 @@ def train(
         "out": str(target),
         "C": saved.meta["C"],
         "eval_thresholds": dict(saved.eval_thresholds),
-        "slo_threshold": saved.slo_threshold,
+        "slo_thresholds": dict(saved.slo_thresholds),
         "n_train": len(train_rows),
         "n_dev": len(dev_rows),
     }

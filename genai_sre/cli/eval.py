@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from genai_sre.errors import ConfigError
 from genai_sre.evaluation import Evaluator, GroupMetrics, Report, evaluate, load_dataset, write_scores
 from genai_sre.plugins import resolve
 
@@ -23,6 +24,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--split", default="test", help="split to evaluate: train, dev, test or 'all' (default: test)")
     p.add_argument("--model-path", default=None, help="model artefact for the evaluator (default: the shipped one)")
     p.add_argument("--batch-size", type=int, default=32, help="answers per scoring batch (default: 32)")
+    p.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        help="an evaluator option, e.g. -o cross_encoder=on for the hallucination cascade; repeatable",
+    )
+    p.add_argument("--bootstrap", type=int, default=1000, help="document resamples for the 95%% intervals (0: none)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--scores-out", type=Path, default=None, help="write one {id, score, flagged} line per answer")
     p.set_defaults(func=run)
@@ -30,6 +36,10 @@ def register(subparsers: Any) -> None:
 
 def _fmt(v: float) -> str:
     return "-" if math.isnan(v) else f"{v:.3f}"
+
+
+def _ci(v: float, ci: tuple[float, float]) -> str:
+    return _fmt(v) if math.isnan(ci[0]) else f"{_fmt(v)} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def _rows(report: Report) -> list[tuple[str, GroupMetrics]]:
@@ -47,23 +57,27 @@ def _print_table(report: Report) -> None:
         "pos",
         "P",
         "R",
-        "F1",
+        "F1 [95% CI]",
         "bal.acc",
         "R@slo",
         "FAR@slo",
-        "AUROC",
+        "AUROC [95% CI]",
         "AUROC len",
         "AUROC unsup",
     ):
         table.add_column(col, justify="right" if col != "group" else "left")
+    others = list(dict.fromkeys(k for _, m in _rows(report) for k in m.others))
+    for name in others:
+        table.add_column(f"AUROC {name}", justify="right")
     for name, m in _rows(report):
         table.add_row(
-            name, str(m.n), str(m.positives), _fmt(m.precision), _fmt(m.recall), _fmt(m.f1),
-            _fmt(m.balanced_accuracy), _fmt(m.recall_at_slo), _fmt(m.false_alarm_rate_at_slo), _fmt(m.auroc),
-            _fmt(m.auroc_length), _fmt(m.auroc_unsupported_share),
+            name, str(m.n), str(m.positives), _fmt(m.precision), _fmt(m.recall), _ci(m.f1, m.f1_ci),
+            _fmt(m.balanced_accuracy), _fmt(m.recall_at_slo), _fmt(m.false_alarm_rate_at_slo),
+            _ci(m.auroc, m.auroc_ci), _fmt(m.auroc_length), _fmt(m.auroc_unsupported_share),
+            *(_ci(m.others[k][0], m.others[k][1:]) if k in m.others else "-" for k in others),
         )  # fmt: skip
     console = Console()
-    console.width = max(console.width, 150)  # a narrow pipe must not truncate numbers
+    console.width = max(console.width, 150 + 24 * len(others))  # a narrow pipe must not truncate numbers
     console.print(table)
     console.print(
         f"throughput {report.answers_per_s:.0f} answers/s (batches of {report.batch_size}); "
@@ -75,8 +89,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress, TaskID
 
     factory = resolve(GROUP, args.evaluator)
-    options = {"model_path": args.model_path} if args.model_path else {}
-    evaluator: Evaluator = factory(**options)
+    options: dict[str, str] = {"model_path": args.model_path} if args.model_path else {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = value.strip()
+    try:
+        evaluator: Evaluator = factory(**options)
+    except TypeError as exc:
+        raise ConfigError(f"evaluator {args.evaluator!r} does not take these options {sorted(options)}: {exc}") from exc
     split = None if args.split == "all" else args.split
     reports: list[dict[str, Any]] = []
     for path in args.dataset:
@@ -89,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
             report = evaluate(
                 evaluator, rows, dataset=path.name, split=args.split, batch_size=args.batch_size,
-                progress=advance,
+                bootstrap=args.bootstrap, progress=advance,
             )  # fmt: skip
         if args.scores_out is not None:
             out = args.scores_out if len(args.dataset) == 1 else args.scores_out.with_name(

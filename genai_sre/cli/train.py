@@ -20,11 +20,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dataset", type=Path, action="append", required=True, help="dataset file; repeat for several")
     p.add_argument("--out", type=Path, default=None, help="where to write the artefact (default: the shipped path)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument(
+        "--stage", default=None,
+        help="which of the detector's models to train, if it has several (hallucination: lexical, cross-encoder)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     trainer = resolve(GROUP, args.trainer)
-    summary = trainer(list(args.dataset), args.out, progress=None if args.quiet else print)
+    extra = {"stage": args.stage} if args.stage else {}
+    summary = trainer(list(args.dataset), args.out, progress=None if args.quiet else print, **extra)
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0

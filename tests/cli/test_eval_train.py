@@ -35,6 +35,9 @@ def test_eval_prints_json_and_writes_scores(tmp_path: Path, capsys: pytest.Captu
     report = json.loads(capsys.readouterr().out)
     assert report["split"] == "test" and report["overall"]["n"] == 40
     assert {"auroc", "auroc_length", "auroc_unsupported_share", "recall_at_slo"} <= set(report["overall"])
+    lo, hi = report["overall"]["auroc_ci"]
+    assert lo <= report["overall"]["auroc"] <= hi and len(report["overall"]["f1_ci"]) == 2
+    assert {"task prior", "task+length"} <= set(report["overall"]["others"])
     lines = [json.loads(x) for x in scores.read_text().splitlines()]
     assert len(lines) == 40 and set(lines[0]) == {"id", "score", "flagged"}
 
@@ -43,6 +46,7 @@ def test_eval_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["eval", "hallucination", "--dataset", str(sample(tmp_path)), "--split", "dev"]) == 0
     out = capsys.readouterr().out
     assert "overall" in out and "task=" in out and "answers/s" in out
+    assert "AUROC task prior" in out and "AUROC task+length" in out and "[95% CI]" in out
 
 
 def test_train_writes_a_loadable_artefact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,3 +60,6 @@ def test_train_writes_a_loadable_artefact(tmp_path: Path, capsys: pytest.Capture
 def test_unknown_evaluator_and_bad_dataset_exit_2(tmp_path: Path) -> None:
     assert main(["eval", "nope", "--dataset", str(sample(tmp_path))]) == 2
     assert main(["eval", "hallucination", "--dataset", str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["eval", "hallucination", "--dataset", str(sample(tmp_path)), "-o", "colour=blue"]) == 2
+    assert main(["eval", "hallucination", "--dataset", str(sample(tmp_path)), "-o", "cross_encoder=maybe"]) == 2
+    assert main(["train", "hallucination", "--dataset", str(sample(tmp_path)), "--stage", "poetry"]) == 2

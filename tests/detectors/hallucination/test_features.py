@@ -58,6 +58,9 @@ def test_task_shape_is_read_from_the_request() -> None:
     assert infer_task(CONTEXT, "") == "summary"
     assert infer_task(CONTEXT, "Summarize the following news within 100 words.") == "summary"
     assert infer_task('{"name": "Finch & Fork", "city": "Santa Barbara"}', "") == "data2text"
+    assert infer_task('[{"name": "Finch & Fork"}]', "Describe it.") == "data2text"
+    # Bracketed text is not JSON: a citation marker or a redaction placeholder leaves the shape alone.
+    assert infer_task("[1] " + CONTEXT, QUESTION) == infer_task("[Email Address] " + CONTEXT, QUESTION) == "qa"
     # The answer's length refines the shape: a few words to a question, a gist of a document.
     assert infer_task(CONTEXT, QUESTION, "It opened in 1889.") == "short"
     assert infer_task(CONTEXT, QUESTION, " ".join(["word"] * 41)) == "qa"

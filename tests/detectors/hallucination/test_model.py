@@ -24,8 +24,27 @@ def test_artefact_is_json_with_schema_and_thresholds() -> None:
     assert data["format"] == "genai-sre/hallucination-risk-lr"
     assert len(data["coef"]) == len(data["columns"]) == len(data["mean"])
     model = RiskModel.load()
-    assert 0 < model.eval_threshold("qa") < 1 and 0 < model.slo_threshold <= 1
+    assert 0 < model.eval_threshold("qa") < 1 and 0 < model.slo_threshold("qa") <= 1
+    assert model.slo_threshold("no such task") == model.slo_threshold("*")
     assert model.meta["trained_on"] == "train split"
+    # The task priors are the training shares of hallucinated answers, per task shape.
+    assert 0.2 < model.prior("*") < 0.7 and set(model.priors) >= {"*", "qa", "summary", "data2text"}
+
+
+def test_slo_threshold_is_never_below_the_flag_threshold() -> None:
+    model = RiskModel.load()
+    for task in model.slo_thresholds:
+        assert model.slo_threshold(task) >= model.eval_threshold(task)
+
+
+def test_format_1_artefact_with_one_slo_threshold_still_loads(tmp_path: Path) -> None:
+    data = json.loads(DEFAULT_MODEL_PATH.read_text())
+    data["thresholds"]["slo"] = 0.8
+    data.pop("priors")
+    old = tmp_path / "model.json"
+    old.write_text(json.dumps(data))
+    model = RiskModel.load(old)
+    assert model.slo_threshold("qa") == 0.8 and model.priors == {}
 
 
 def test_bad_artefact_fails_with_its_path(tmp_path: Path) -> None:
@@ -41,8 +60,9 @@ def test_dev_split_scores_above_floor() -> None:
     assert report.overall.auroc >= 0.78
     assert report.overall.auroc >= report.overall.auroc_length + 0.10
     assert report.groups["qa"].balanced_accuracy >= 0.70
-    # The SLO threshold keeps false alarms on faithful dev answers near 1%.
-    assert report.overall.false_alarm_rate_at_slo <= 0.03
+    # The SLO thresholds keep false alarms on faithful dev answers near 1%, in every task shape.
+    assert report.overall.false_alarm_rate_at_slo <= 0.02
+    assert all(m.false_alarm_rate_at_slo <= 0.05 for m in report.groups.values())
 
 
 def test_calibrated_on_dev() -> None:
