@@ -131,7 +131,10 @@ class Exchange:
     `context` holds the grounding the app supplied (system prompt, earlier user
     turns, tool results, retrieved documents); `question` is the last user turn;
     `answer` the text the model returned. Latencies are in seconds and `None`
-    when they cannot be known (no response, no content).
+    when they cannot be known (no response, no content). `user_key` is a
+    pseudonym (a keyed hash, stable within the process) of the end user or
+    session that sent the request, None when it named none; statistics use it
+    to count one user's repeated requests as one unit, nothing stores it.
     """
 
     id: str
@@ -164,6 +167,7 @@ class Exchange:
     server_address: str | None = None
     server_port: int | None = None
     trace: TraceIds | None = None
+    user_key: str | None = None
 
     @property
     def ok(self) -> bool:

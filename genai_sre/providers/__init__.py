@@ -7,7 +7,9 @@ and not. The dialect follows the upstream's configured `provider`, or the route.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import zlib
 from collections.abc import Mapping
 
@@ -22,6 +24,8 @@ from genai_sre.proxy.routes import BoundedLabel
 __all__ = ["ExchangeParser"]
 
 _PROVIDER_NAMES = {"azure": "azure.ai.openai", "anthropic": "anthropic"}
+# Keys the pseudonyms of users and sessions: stable within the process, not reversible by hashing guesses.
+_USER_SALT = secrets.token_bytes(16)
 
 
 class ExchangeParser:
@@ -103,7 +107,18 @@ class ExchangeParser:
             server_address=address,
             server_port=port,
             trace=capture.trace,
+            user_key=self._user_key(capture.request_headers, req),
         )
+
+    def _user_key(self, headers: Mapping[str, str], req: RequestView) -> str | None:
+        """A pseudonym of the end user (OpenAI `user` / `safety_identifier`, Anthropic `metadata.user_id`),
+        else of the session header's value; None when the request names neither."""
+        header = self.labels.session_header
+        value = req.user or (headers.get(header.lower()) if header else None)
+        if not value:
+            return None
+        digest = hashlib.blake2b(value.encode("utf-8", "replace"), digest_size=8, key=_USER_SALT)
+        return digest.hexdigest()
 
     def _usage(self, req: RequestView, resp: ResponseView) -> Usage:
         if resp.input_tokens is not None or resp.output_tokens is not None:
