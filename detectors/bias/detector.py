@@ -141,10 +141,13 @@ class BiasDetector(BaseDetector):
         return self.findings(now)
 
     async def _measure(self, exchange: Exchange) -> Outcomes:
-        """The exchange's outcomes, measured in the detector's worker thread (VADER is pure Python)."""
+        """The exchange's outcomes: the text measured in the detector's worker thread (VADER is pure
+        Python), the risk source read here, on the loop, where whatever it reads is owned."""
         if self._measure_pool is None:
             self._measure_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"genai-sre-{self.context.name}")
-        return await asyncio.get_running_loop().run_in_executor(self._measure_pool, self.meter.measure, exchange)
+        risk = self.meter.risk(exchange)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._measure_pool, self.meter.measure_answer, exchange, risk)
 
     def _start_embedding_job(self, now: float, exchange: Exchange) -> None:
         """Start the next embedding job in the background when the budget allows; it reports when done."""

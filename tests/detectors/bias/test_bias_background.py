@@ -130,18 +130,28 @@ def test_background_job_stays_within_its_cpu_share_and_survives_failures() -> No
 def test_outcomes_are_measured_off_the_event_loop() -> None:
     threads: list[int] = []
 
+    risk_threads: list[int] = []
+
     class RecordingMeter(OutcomeMeter):
-        def measure(self, exchange: Exchange) -> Outcomes:
+        def measure_answer(self, exchange: Exchange, risk: float | None = None) -> Outcomes:
             threads.append(threading.get_ident())
-            return super().measure(exchange)
+            return super().measure_answer(exchange, risk)
+
+    def risk(exchange: Exchange) -> float:
+        risk_threads.append(threading.get_ident())  # another detector's state: read on the loop only
+        return 0.25
 
     detector = BiasDetector(context=DetectorContext(name="bias", clock=lambda: T0))
-    detector.meter = RecordingMeter(detector.meter.refusal)
+    detector.meter = RecordingMeter(detector.meter.refusal, risk)
+    outcomes: list[Outcomes] = []
 
     async def main() -> int:
-        await detector.detect(make_exchange(1, labels={"group.gender": "a"}, answer="word " * 400))
+        outcomes.append(await detector._measure(make_exchange(1, answer="word " * 400)))
+        await detector.detect(make_exchange(2, labels={"group.gender": "a"}, answer="word " * 400))
         await detector.aclose()
         return threading.get_ident()
 
     loop_thread = asyncio.run(main())
     assert threads and loop_thread not in threads
+    assert risk_threads and set(risk_threads) == {loop_thread}
+    assert outcomes[0].hallucination_risk == 0.25 and outcomes[0].length == 400
