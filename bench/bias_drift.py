@@ -375,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# machine: {platform.machine()} {platform.system()} python {platform.python_version()} "
           f"cpus={os.cpu_count()}; detector options {OPTIONS or 'defaults'}")
     changed = " (changed by the command line)" if (args.objective, args.slice, args.tiers) != (None, None, None) else ""
-    print(f"# SLO {args.slos}{changed}: fairness objective {spec.objective}%, slice {spec.sli.slice}, "
+    shown = Path(args.slos).resolve()
+    shown_text = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else str(shown)
+    print(f"# SLO {shown_text}{changed}: fairness objective {spec.objective}%, slice {spec.sli.slice}, "
           f"min_events {slos.min_events_for(spec)}, tiers {tiers}")
     print(f"# traffic: {traffic}")
     t0 = time.perf_counter()
