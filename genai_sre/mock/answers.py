@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-__all__ = ["ABSTAIN", "REFUSAL", "faithful_answer", "invented_answer"]
+__all__ = ["NO_ANSWER", "REFUSAL", "faithful_answer", "invented_answer"]
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 
@@ -34,7 +34,7 @@ def _words(text: str) -> set[str]:
     return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in _STOP}
 
 
-ABSTAIN = "The documents do not say."
+NO_ANSWER = "Based on the information provided, I don't have enough detail to answer that."
 _CONTINUES = re.compile(r"^(?:It|Its|It's|This|These|They|Their|She|Her|He|His|The (?:same|latter|former))\b")
 
 
@@ -45,14 +45,14 @@ def faithful_answer(context: str, question: str, rng: random.Random, max_sentenc
     plus the one right after the best of them when it continues it ("It stretches for ..."). A
     sentence sharing nothing with the question is never picked, so instructions in the system
     prompt ("Answer only from these documents.") do not end up in the answer; when nothing
-    matches, the answer abstains.
+    matches (or there is no context), the answer says it lacks the detail.
     """
     sents = _sentences(context)
     q = _words(question)
     overlap = [len(_words(s) & q) for s in sents]
     ranked = sorted((i for i in range(len(sents)) if overlap[i] > 0), key=lambda i: (-overlap[i], i))
     if not ranked:
-        return ABSTAIN
+        return NO_ANSWER
     pick = set(ranked[:max_sentences])
     best = ranked[0]
     if best + 1 < len(sents) and _CONTINUES.match(sents[best + 1]) and len(pick) < max_sentences + 1:
