@@ -215,9 +215,6 @@ class UnitTracker:
             out[attribute] = {g: ClusterMoments(v) for g, v in groups.items()}
         return out
 
-    def open_units(self) -> int:
-        return max((len(c.open) for c in self._by_window.values()), default=0)
-
 
 def design_effects(
     moments: Mapping[str, ClusterMoments], metric: str, variances: Mapping[str, float] | None = None
