@@ -117,34 +117,51 @@ class ClusterMoments:
 
     def rate_deff(self) -> float:
         """Design effect of the group's refusal rate (1 when it cannot be estimated)."""
-        k, m, y, qmm, qyy, qym = (float(v) for v in self.vec[0:6])
-        return _deff(k, m, y, qmm, qyy, qym, None)
+        return _deff(*self.rate_terms())
 
     def mean_deff(self, metric: str, variance: float) -> float:
         """Design effect of the group's mean of `metric`, given the per-exchange variance of its values."""
+        return _deff(*self.mean_terms(metric, variance))
+
+    def rate_terms(self) -> tuple[float, float, float, float]:
+        k, m, y, qmm, qyy, qym = (float(v) for v in self.vec[0:6])
+        return _terms(k, m, y, qmm, qyy, qym, None)
+
+    def mean_terms(self, metric: str, variance: float) -> tuple[float, float, float, float]:
         b = _METRIC_BASE[metric]
         k, m, s, qmm, qss, qsm = (float(v) for v in self.vec[b : b + _PER_METRIC])
-        return _deff(k, m, s, qmm, qss, qsm, variance)
+        return _terms(k, m, s, qmm, qss, qsm, variance)
 
 
-def _deff(k: float, m: float, s: float, qmm: float, qss: float, qsm: float, variance: float | None) -> float:
-    """Cluster-robust variance of the ratio estimator s/m, over its variance for independent values.
+def _terms(
+    k: float, m: float, s: float, qmm: float, qss: float, qsm: float, variance: float | None
+) -> tuple[float, float, float, float]:
+    """(clusters, requests, robust residual k/(k-1) * sum((s_i - r m_i)^2), m * independent variance).
 
-    With clusters i of size m_i and totals s_i: V = k/(k-1) * sum((s_i - r m_i)^2) / m^2, r = s/m;
-    independent values: variance / m (for a rate, r (1 - r) / m). Clamped to [1, m]: never more
-    certain than independent exchanges, never less than one unit of evidence in all.
+    With clusters i of size m_i and totals s_i and r = s/m, the cluster-robust variance of r is
+    residual / m^2 and its variance if the values were independent is variance / m (for a rate,
+    r (1 - r) / m): the design effect is residual / (m * variance).
     """
-    if m <= 1:
-        return 1.0
-    if k < 2:
-        return m  # every request of the window came from one unit: one unit of evidence
+    if k < 2 or m <= 1:
+        return k, m, 0.0, 0.0
     r = s / m
     base = r * (1.0 - r) if variance is None else variance
     if base <= 1e-12:
+        return k, m, 0.0, 0.0
+    residual = (k / (k - 1.0)) * max(0.0, qss - 2.0 * r * qsm + r * r * qmm)
+    return k, m, residual, m * base
+
+
+def _deff(k: float, m: float, residual: float, base: float) -> float:
+    """The design effect, clamped to [1, m]: never more certain than independent exchanges, never
+    less than one unit of evidence in all (a window whose requests all came from one unit)."""
+    if m <= 1:
         return 1.0
-    residual = max(0.0, qss - 2.0 * r * qsm + r * r * qmm)
-    deff = (k / (k - 1.0)) * residual / (m * base)
-    return min(max(deff, 1.0), m)
+    if k < 2:
+        return m
+    if base <= 0.0:
+        return 1.0
+    return min(max(residual / base, 1.0), m)
 
 
 class _Clusters:
@@ -219,11 +236,21 @@ class UnitTracker:
 def design_effects(
     moments: Mapping[str, ClusterMoments], metric: str, variances: Mapping[str, float] | None = None
 ) -> dict[str, float]:
-    """Design effect per group for `metric` (`refusal`, or a continuous metric with its variances)."""
-    out: dict[str, float] = {}
+    """Design effect per group for `metric` (`refusal`, or a continuous metric with its variances).
+
+    Each group gets the larger of its own design effect and the one pooled over all groups (each
+    group's clusters taken around its own rate or mean, so a gap between groups does not inflate
+    it), as the Rao-Scott correction of a table test pools them. A group's own estimate says little
+    when it saw no refusal, or a handful: its clusters then look independent although the process
+    that made them is as clustered as everyone's.
+    """
+    terms: dict[str, tuple[float, float, float, float]] = {}
     for group, cm in moments.items():
         if metric == "refusal":
-            out[group] = cm.rate_deff()
+            terms[group] = cm.rate_terms()
         elif variances is not None and group in variances:
-            out[group] = cm.mean_deff(metric, variances[group])
-    return out
+            terms[group] = cm.mean_terms(metric, variances[group])
+    residual = sum(t[2] for t in terms.values())
+    base = sum(t[3] for t in terms.values())
+    pooled = max(1.0, residual / base) if base > 0 else 1.0
+    return {group: max(_deff(*t), min(pooled, max(t[1], 1.0))) for group, t in terms.items()}

@@ -12,7 +12,7 @@ from detectors.bias import BiasDetector
 from detectors.bias.groups import GroupValue
 from detectors.bias.outcomes import Outcomes
 from detectors.bias.stats import rate_disparity
-from detectors.bias.units import UnitTracker, prompt_fingerprint, unit_key
+from detectors.bias.units import UnitTracker, design_effects, prompt_fingerprint, unit_key
 from detectors.bias.window import encode
 from genai_sre.detection.base import DetectorContext
 from genai_sre.events import Exchange, Finding, Message
@@ -88,6 +88,25 @@ def test_independent_exchanges_have_a_design_effect_near_one() -> None:
     assert 1.0 <= span["b"].rate_deff() < 1.2  # no unit: every exchange is its own cluster
 
 
+def test_a_group_without_refusals_gets_the_pooled_design_effect() -> None:
+    """Zero refusals say nothing about clustering: such a group is not counted as independent."""
+    rng = random.Random(8)
+    tracker = UnitTracker([600.0], bucket_s=10.0)
+    for i in range(2000):
+        for group in ("a", "b"):
+            unit = f"{group}{rng.randrange(100)}"
+            # a and b: refusals cluster by unit; c below: never refused
+            refused = rng.random() < (0.4 if int(unit[1:]) % 5 == 0 else 0.01)
+            tracker.add(T0 + i * 0.1, "g", group, unit, encode(REFUSED if refused else ANSWERED))
+        tracker.add(T0 + i * 0.1, "g", "c", f"c{rng.randrange(100)}", encode(ANSWERED))
+    moments = tracker.span(600.0, T0 + 201)["g"]
+    own = {g: cm.rate_deff() for g, cm in moments.items()}
+    deffs = design_effects(moments, "refusal")
+    assert own["c"] == 1.0 and own["a"] > 3 and own["b"] > 3
+    assert min(own["a"], own["b"]) <= deffs["c"] <= max(own["a"], own["b"])  # pooled over the groups
+    assert deffs["a"] >= own["a"] and deffs["b"] >= own["b"]
+
+
 def test_a_cluster_is_one_window_long_and_moves_with_its_latest_request() -> None:
     tracker = UnitTracker([60.0], bucket_s=10.0)
     for i in range(12):  # one unit, one request every 10 s for 2 minutes: two clusters of 60 s
@@ -125,7 +144,7 @@ def test_retries_do_not_multiply_evidence_in_the_gate() -> None:
                     tracker.add(T0 + prompt * 0.9 + j, "g", group, f"p{prompt}", delta)
                 x, n = x + sum(outcomes), n + len(outcomes)
             counts[group] = [x, n]
-        deffs = {g: cm.rate_deff() for g, cm in tracker.span(120.0, T0 + 119.0)["g"].items()}
+        deffs = design_effects(tracker.span(120.0, T0 + 119.0)["g"], "refusal")
         plain = rate_disparity({g: (c[0], c[1]) for g, c in counts.items()}, min_count=40, alpha=alpha)
         fixed = rate_disparity({g: (c[0], c[1]) for g, c in counts.items()}, min_count=40, alpha=alpha,
                                design_effects=deffs)
