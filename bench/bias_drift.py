@@ -34,6 +34,7 @@ is given three days of good slices, as a sidecar that has been running would.
     python bench/bias_drift.py                       # 20 seeds per shift, one null week
     python bench/bias_drift.py --option 'units=[]'   # the same, every exchange counted as independent
     python bench/bias_drift.py --objective 99 --slice 1m --tiers ticket   # another fairness SLO
+    python bench/bias_drift.py --cost                # the detector core's cost with and without units
 """
 
 from __future__ import annotations
@@ -328,6 +329,27 @@ def null_run(seed: int, weeks: float, slos: SLOFile, traffic: Traffic) -> Run:
     return replay(seed, slos, dataclasses.replace(traffic, daily_swing=0.7), world, start, end)
 
 
+def core_cost(n: int = 40_000) -> dict[str, float]:
+    """Microseconds per exchange of the detector core with and without units, measured in one run."""
+    out = {}
+    for label, units in (("units", ["user", "prompt"]), ("no units", [])):
+        now = [1_900_000_000.0]
+        detector = BiasDetector(context=DetectorContext(name="bias", clock=lambda now=now: now[0]), units=units)
+        rng = np.random.default_rng(5)
+        refused = rng.random(n) < 0.08
+        users = rng.integers(0, 2000, n)
+        start = time.perf_counter()
+        for i in range(n):
+            now[0] += 0.25
+            g = GROUPS[i % 4]
+            outcome = Outcomes(True, -0.2, 20, 0.5) if refused[i] else Outcomes(False, 0.4, 120, 1.5)
+            detector.observe(now[0], (GroupValue("group", g),), outcome, f"x{i}",
+                             unit=unit_for(f"{g}{users[i]}", str(i), units))
+            detector.findings(now[0])
+        out[label] = (time.perf_counter() - start) / n * 1e6
+    return out
+
+
 def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
     """Distribution-free interval for the median: order statistics [X(r), X(n-r+1)] with
     1 - 2 P(B <= r-1) >= level, B ~ Binomial(n, 1/2) (the whole range when n is too small)."""
@@ -358,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-refused", type=float, default=Traffic.retry_refused)
     parser.add_argument("--no-shifts", action="store_true", help="the null run only")
     parser.add_argument("--no-null", action="store_true", help="the shift runs only")
+    parser.add_argument("--cost", action="store_true", help="only the detector core's cost per exchange")
     parser.add_argument("--objective", type=float, help="change the fairness SLO's objective (percent)")
     parser.add_argument("--slice", help="change the fairness SLO's slice, e.g. 1m")
     parser.add_argument("--tiers", choices=["page+ticket", "page", "ticket"], help="change the alerting tiers")
@@ -381,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
           f"min_events {slos.min_events_for(spec)}, tiers {tiers}")
     print(f"# traffic: {traffic}")
     t0 = time.perf_counter()
+    if args.cost:
+        cost = core_cost()
+        print(f"detector core (observe + findings): {cost['units']:.0f} us per exchange with units, "
+              f"{cost['no units']:.0f} us without (units: []), ratio {cost['units'] / cost['no units']:.2f}")
+        return 0
     if not args.no_shifts:
         for label, high in (("5->20%", 0.20), ("5->10%", 0.10)):
             delays, flags = shift_delays(high, args.seeds, slos, traffic, args.warmup_min * 60,
