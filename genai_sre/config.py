@@ -132,6 +132,7 @@ class LabelsConfig:
     group_metadata: tuple[str, ...] = ()
     group_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     model_version_header: str = "x-model-version"
+    session_header: str = "x-session-id"
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,10 @@ class Exchange:
     `context` holds the grounding the app supplied (system prompt, earlier user
     turns, tool results, retrieved documents); `question` is the last user turn;
     `answer` the text the model returned. Latencies are in seconds and `None`
-    when they cannot be known (no response, no content).
+    when they cannot be known (no response, no content). `user_key` is a
+    pseudonym (a keyed hash, stable within the process) of the end user or
+    session that sent the request, None when it named none; statistics use it
+    to count one user's repeated requests as one unit, nothing stores it.
     """
 
     id: str
@@ -197,6 +200,7 @@ class Exchange:
     trace: TraceIds | None = None
     user: str | None = None  # the end user the client named (OpenAI `user`, Anthropic `metadata.user_id`)
     conversation_id: str | None = None  # the client's conversation or session id, when it sent one
+    user_key: str | None = None  # a keyed pseudonym of the user or session (fairness units of evidence)
 
     @property
     def ok(self) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from detectors.bias.groups import GroupConfig
+from detectors.bias.units import UNIT_SOURCES, UnitSource
 
 __all__ = ["DEFAULT_THRESHOLDS", "BiasConfig"]
 
@@ -26,6 +27,11 @@ class BiasConfig:
     `alpha` (Bonferroni over the group pairs) before it scores. The finding's
     score is the gated gap divided by the metric's threshold, so the SLO
     threshold is 1.0 for every metric.
+
+    `units`: what makes repeated requests one unit of evidence (`user`: the
+    exchange's user or session key; `prompt`: identical prompts), first
+    available wins; `[]` treats every exchange as independent. `max_units`
+    bounds the clusters kept open per window.
     """
 
     groups: GroupConfig = field(default_factory=GroupConfig)
@@ -38,6 +44,8 @@ class BiasConfig:
     test: Literal["exact", "z", "chi2"] = "exact"
     confidence: float = 0.95
     exclude_groups: tuple[str, ...] = ("other",)
+    units: tuple[UnitSource, ...] = UNIT_SOURCES
+    max_units: int = 50_000
     examples: int = 5
     refusal_patterns: tuple[str, ...] = ()
     drift_window_s: float = 3600.0
@@ -49,6 +57,7 @@ class BiasConfig:
     embedding_drift: bool = False
     embedding_sample: int = 200
     embedding_every_s: float = 900.0
+    embedding_cpu_share: float = 0.1
     mmd_threshold: float = 0.015
 
     def __post_init__(self) -> None:
@@ -65,5 +74,9 @@ class BiasConfig:
             raise ValueError("bucket_s must be positive and no longer than any window; drift_window_s at least 300")
         if self.min_count < 1 or self.drift_min_count < 1:
             raise ValueError("min_count and drift_min_count must be at least 1")
+        if self.max_units < 1:
+            raise ValueError("max_units must be at least 1")
+        if not 0 < self.embedding_cpu_share <= 1:
+            raise ValueError("embedding_cpu_share must lie in (0, 1]")
         if self.reference == "pinned" and not self.baseline_file:
             raise ValueError("reference: pinned needs baseline_file")

@@ -8,9 +8,17 @@ significance gate, interval); every `drift_every_s` it compares each group's
 outcome distributions over `drift_window_s` with the group's own reference
 (the trailing day, or a pinned baseline) by PSI and Jensen-Shannon.
 
-With `embedding_drift` on, a sample of answers per group is embedded with
-MiniLM and compared with the group's first answers by MMD every
-`embedding_every_s` (finding `embedding_drift`).
+Exchanges are grouped into units of evidence (a user or session, else an
+identical prompt; see `units`): the tests and intervals use each group's
+effective count, so retries and sessions do not multiply the evidence.
+
+Nothing heavy runs on the event loop: outcomes (VADER sentiment, refusal
+patterns) are measured in the detector's worker thread, and with
+`embedding_drift` on, a sample of answers per group is embedded with MiniLM
+and compared with the group's first answers by MMD in a background job within
+`embedding_cpu_share` of a core; the result (finding `embedding_drift`) is
+handed to the sinks through `DetectorContext.emit` when it is ready, and
+carried by later exchanges' findings.
 
 Each exchange gets findings reflecting the *current* state:
 `fairness_disparity` (score = gated gap / threshold of the worst metric, so a
@@ -24,16 +32,19 @@ failure began) and example exchange ids.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import statistics
 from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from detectors.bias.answer_drift import AnswerDrift, EmbeddingDrift
+from detectors.bias.answer_drift import AnswerDrift, DriftResult, EmbeddingDrift
+from detectors.bias.background import BackgroundJob
 from detectors.bias.config import BiasConfig
 from detectors.bias.drift import js_distance, psi
 from detectors.bias.embedding import Embedder, load_embedder
@@ -43,10 +54,11 @@ from detectors.bias.groups import GroupExtractor, GroupValue
 from detectors.bias.outcomes import OutcomeMeter, Outcomes, RiskSource
 from detectors.bias.refusal import DEFAULT_PATTERNS, RefusalClassifier
 from detectors.bias.stats import Disparity, mean_disparity, rate_disparity
+from detectors.bias.units import ClusterMoments, UnitTracker, design_effects, unit_key
 from detectors.bias.window import CONTINUOUS, BucketedTallies, Grouped, Tally, encode
 from genai_sre.detection.base import BaseDetector, DetectorContext
 from genai_sre.errors import ConfigError
-from genai_sre.events import Exchange, Finding
+from genai_sre.events import Evaluation, Exchange, Finding
 from genai_sre.schema import build
 
 __all__ = ["BiasDetector", "MetricState"]
@@ -88,6 +100,7 @@ class BiasDetector(BaseDetector):
             risk_source = extra if callable(extra) else None
         self.meter = OutcomeMeter(refusal, risk_source)
         self._fine = BucketedTallies(cfg.bucket_s, max(cfg.windows_s) + cfg.bucket_s)
+        self.units = UnitTracker(cfg.windows_s, cfg.bucket_s, cfg.max_units)
         self._medium = BucketedTallies(300.0, cfg.drift_window_s + 300.0)
         self._coarse = BucketedTallies(3600.0, _DAY_S + cfg.drift_window_s + 7200.0)
         self._pinned: Grouped | None = self._load_baseline() if cfg.reference == "pinned" else None
@@ -103,9 +116,12 @@ class BiasDetector(BaseDetector):
         self.gauges = BiasGauges.for_context(self.context)
         self.answers: AnswerDrift | None = None
         if cfg.embedding_drift:
-            self.answers = AnswerDrift(embedder or load_embedder(), cfg.embedding_sample)
+            self.answers = AnswerDrift(embedder or load_embedder(), cfg.embedding_sample, every_s=cfg.embedding_every_s)
         self._embedding: list[EmbeddingDrift] = []
         self._next_embedding = self.clock() + cfg.embedding_every_s
+        self.background: BackgroundJob[DriftResult] = BackgroundJob(f"{self.context.name}-embeddings",
+                                                                    cfg.embedding_cpu_share)
+        self._measure_pool: ThreadPoolExecutor | None = None
 
     # --- the Detector protocol --------------------------------------------------------------------
 
@@ -113,26 +129,75 @@ class BiasDetector(BaseDetector):
         if exchange.probe or not exchange.ok:
             return []
         groups = self.groups.extract(exchange)
-        now = self.clock()
         if groups:
-            self.observe(now, groups, self.meter.measure(exchange), exchange.id, exchange.answer)
+            outcomes = await self._measure(exchange)
+            unit = unit_key(exchange, self.config.units)
+            self.observe(self.clock(), groups, outcomes, exchange.id, exchange.answer, unit)
         if not self._seen_any:
             return []
-        if self.answers is not None and now >= self._next_embedding:
-            self._next_embedding = now + self.config.embedding_every_s
-            self._embedding = await asyncio.to_thread(self.answers.evaluate)
-            self._cached = None
+        now = self.clock()
+        if self.answers is not None:
+            self._start_embedding_job(now, exchange)
         return self.findings(now)
+
+    async def _measure(self, exchange: Exchange) -> Outcomes:
+        """The exchange's outcomes: the text measured in the detector's worker thread (VADER is pure
+        Python), the risk source read here, on the loop, where whatever it reads is owned."""
+        if self._measure_pool is None:
+            self._measure_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"genai-sre-{self.context.name}")
+        risk = self.meter.risk(exchange)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._measure_pool, self.meter.measure_answer, exchange, risk)
+
+    def _start_embedding_job(self, now: float, exchange: Exchange) -> None:
+        """Start the next embedding job in the background when the budget allows; it reports when done."""
+        answers = self.answers
+        if answers is None or not self.background.ready():
+            return
+        due = now >= self._next_embedding
+        job = answers.snapshot(test=due)
+        if job is None:
+            return
+        if job.samples:
+            self._next_embedding = now + self.config.embedding_every_s
+        self.background.submit(lambda: answers.run(job), lambda result: self._embedded(result, exchange))
+
+    def _embedded(self, result: DriftResult, exchange: Exchange) -> None:
+        assert self.answers is not None
+        drift = self.answers.merge(result)
+        if not result.tested:
+            return
+        self._embedding = drift
+        self._cached = None
+        finding = self._embedding_finding()
+        emit = self.context.emit
+        if finding is not None and emit is not None:
+            stamped = dataclasses.replace(finding, detector=self.context.name, exchange_id=exchange.id)
+            emit(Evaluation(exchange, (stamped,), {self.context.name: "scored"}, supplement=True))
+
+    async def aclose(self) -> None:
+        await self.background.aclose()
+        if self._measure_pool is not None:
+            await asyncio.to_thread(self._measure_pool.shutdown, True)
+            self._measure_pool = None
 
     # --- the synchronous core (used by detect() and by replays) -----------------------------------
 
     def observe(
-        self, at: float, groups: Sequence[GroupValue], outcomes: Outcomes, exchange_id: str = "", answer: str = ""
+        self,
+        at: float,
+        groups: Sequence[GroupValue],
+        outcomes: Outcomes,
+        exchange_id: str = "",
+        answer: str = "",
+        unit: str | None = None,
     ) -> None:
+        """Count one exchange's outcomes for its groups; `unit` names its unit of evidence (None: its own)."""
         self._seen_any = True
         delta = encode(outcomes)
         for g in groups:
             self._fine.add(at, g.attribute, g.value, delta)
+            self.units.add(at, g.attribute, g.value, unit, delta)
             self._medium.add(at, g.attribute, g.value, delta)
             self._coarse.add(at, g.attribute, g.value, delta)
             if exchange_id and self.config.examples:
@@ -142,7 +207,7 @@ class BiasDetector(BaseDetector):
                     ring = self._examples[key] = deque(maxlen=self.config.examples)
                 ring.append(exchange_id)
             if self.answers is not None and answer:
-                self.answers.add(g.attribute, g.value, answer)
+                self.answers.add(g.attribute, g.value, answer, at)
 
     def findings(self, now: float) -> list[Finding]:
         """The findings for an exchange observed at `now` (re-evaluated when due, cached in between)."""
@@ -191,9 +256,11 @@ class BiasDetector(BaseDetector):
 
     def _evaluate_window(self, now: float, window_s: float) -> dict[tuple[str, str], MetricState]:
         out: dict[tuple[str, str], MetricState] = {}
+        clusters = self.units.span(window_s, now)
         for attribute, tallies in self._fine.span(now - window_s, now).items():
+            moments = clusters.get(attribute, {})
             for metric, threshold in self.config.thresholds.items():
-                d = self._compare(tallies, metric)
+                d = self._compare(tallies, metric, moments)
                 score = d.gap / threshold if d is not None and d.significant else 0.0
                 out[(attribute, metric)] = MetricState(attribute, metric, d, score, None, window_s)
         return out
@@ -265,15 +332,23 @@ class BiasDetector(BaseDetector):
 
     # --- internals --------------------------------------------------------------------------------
 
-    def _compare(self, tallies: Mapping[str, Tally], metric: str) -> Disparity | None:
+    def _compare(
+        self, tallies: Mapping[str, Tally], metric: str, moments: Mapping[str, ClusterMoments] | None = None
+    ) -> Disparity | None:
         cfg = self.config
-        common = {"min_count": cfg.min_count, "alpha": cfg.alpha, "confidence": cfg.confidence,
-                  "exclude": cfg.exclude_groups}
         if metric == "refusal":
             counts = {g: (t.refused, t.n) for g, t in tallies.items()}
-            return rate_disparity(counts, metric=metric, test=cfg.test, **common)  # type: ignore[arg-type]
+            rate_deffs = design_effects(moments or {}, metric)
+            return rate_disparity(
+                counts, metric=metric, test=cfg.test, min_count=cfg.min_count, alpha=cfg.alpha,
+                confidence=cfg.confidence, exclude=cfg.exclude_groups, design_effects=rate_deffs,
+            )
         stats = {g: t.mean_stat(metric) for g, t in tallies.items()}
-        return mean_disparity(stats, metric=metric, relative=metric in _RELATIVE, **common)  # type: ignore[arg-type]
+        deffs = design_effects(moments or {}, metric, {g: s.variance for g, s in stats.items()})
+        return mean_disparity(
+            stats, metric=metric, relative=metric in _RELATIVE, min_count=cfg.min_count, alpha=cfg.alpha,
+            confidence=cfg.confidence, exclude=cfg.exclude_groups, design_effects=deffs,
+        )
 
     def _disparity_finding(self) -> Finding:
         worst = max(self._states.values(), key=lambda s: (s.score, s.disparity is not None), default=None)
@@ -298,6 +373,7 @@ class BiasDetector(BaseDetector):
                 "attribute": worst.attribute, "metric": worst.metric, "groups": f"{d.high}|{d.low}",
                 "gap": round(d.gap, 6), "ci_low": round(d.ci_low, 6), "ci_high": round(d.ci_high, 6),
                 "p_value": float(f"{d.p_value:.3g}"), "threshold": threshold, "n": f"{d.n_high}|{d.n_low}",
+                "n_eff": f"{d.n_eff_high:.0f}|{d.n_eff_low:.0f}",
                 "since": worst.since if worst.since is not None else 0.0, "examples": examples,
                 "window_s": worst.window_s,
             },

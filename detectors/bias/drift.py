@@ -97,16 +97,30 @@ def _median_gamma(z: Matrix) -> float:
     return 1.0 / (2.0 * median * median) if median > 0 else 1.0
 
 
+def _mmd2_from_kernel(k: Matrix, xs: npt.NDArray[np.intp], ys: npt.NDArray[np.intp]) -> float:
+    m, n = len(xs), len(ys)
+    kxx, kyy, kxy = k[np.ix_(xs, xs)], k[np.ix_(ys, ys)], k[np.ix_(xs, ys)]
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2.0 * kxy.mean()
+    )
+
+
 def mmd_test(x: Matrix, y: Matrix, permutations: int = 100, seed: int = 0) -> tuple[float, float]:
-    """MMD² and its permutation p-value (the kernel bandwidth fixed from the pooled sample)."""
+    """MMD² and its permutation p-value (the kernel bandwidth fixed from the pooled sample).
+
+    The pooled kernel matrix is computed once; each permutation only re-indexes it.
+    """
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError("MMD needs at least two samples on each side")
     z = np.vstack([x, y])
-    gamma = _median_gamma(z)
-    observed = mmd2(x, y, gamma)
-    rng = np.random.default_rng(seed)
+    k = _kernel(z, z, _median_gamma(z))
     m = len(x)
+    idx = np.arange(len(z))
+    observed = _mmd2_from_kernel(k, idx[:m], idx[m:])
+    rng = np.random.default_rng(seed)
     hits = 0
     for _ in range(permutations):
         order = rng.permutation(len(z))
-        if mmd2(z[order[:m]], z[order[m:]], gamma) >= observed:
+        if _mmd2_from_kernel(k, order[:m], order[m:]) >= observed:
             hits += 1
     return observed, (hits + 1) / (permutations + 1)

@@ -63,9 +63,16 @@ class OutcomeMeter:
         return float(self._vader.polarity_scores(text[:_SENTIMENT_CHARS])["compound"])
 
     def measure(self, exchange: Exchange) -> Outcomes:
+        return self.measure_answer(exchange, self.risk(exchange))
+
+    def risk(self, exchange: Exchange) -> float | None:
+        """The hallucination risk from the risk source (call it where the source may be read)."""
+        return self.risk_source(exchange) if self.risk_source is not None else None
+
+    def measure_answer(self, exchange: Exchange, risk: float | None = None) -> Outcomes:
+        """Everything but the risk: pure functions of the exchange, safe to run in a worker thread."""
         answer = exchange.answer
         refused = self.refusal.classify(answer, exchange.finish_reason).refused
-        risk = self.risk_source(exchange) if self.risk_source is not None else None
         return Outcomes(
             refused=refused,
             sentiment=self.sentiment(answer),

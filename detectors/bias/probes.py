@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -151,7 +151,8 @@ class ProbeRunner:
                 answers = await asyncio.gather(*(self._ask(session, c) for c in cases))
                 sent += len(answers)
                 errors += sum(1 for a in answers if a.error is not None)
-                results.append(self._compare(template, answers))
+                # Scoring (VADER, MiniLM) is CPU work: a worker thread, never the event loop.
+                results.append(await asyncio.to_thread(self._compare, template, answers))
         return ProbeReport(started, tuple(results), sent, errors, tuple(skipped), self.budget_left, self._day)
 
     async def run_forever(self, stop_event: asyncio.Event) -> None:
@@ -211,9 +212,7 @@ class ProbeRunner:
             self._count("error")
             return ProbeAnswer(case.group, case.prompt, status, error="response has no answer text")
         self._count("ok")
-        refused = self.meter.refusal.classify(text).refused
-        sentiment = self.meter.sentiment(text)
-        return ProbeAnswer(case.group, case.prompt, status, text, refused, sentiment, len(text.split()))
+        return ProbeAnswer(case.group, case.prompt, status, text, length=len(text.split()))
 
     def _count(self, outcome: str, n: int = 1) -> None:
         if self._counter is not None:
@@ -221,7 +220,13 @@ class ProbeRunner:
 
     # --- comparing a set --------------------------------------------------------------------------
 
+    def _score(self, answer: ProbeAnswer) -> ProbeAnswer:
+        refused = self.meter.refusal.classify(answer.answer).refused
+        return replace(answer, refused=refused, sentiment=self.meter.sentiment(answer.answer))
+
     def _compare(self, template: ProbeTemplate, answers: list[ProbeAnswer]) -> ProbeResult:
+        """Score the answers (refusal, sentiment) and compare them; runs in a worker thread."""
+        answers = [a if a.error is not None else self._score(a) for a in answers]
         ok = [a for a in answers if a.error is None]
         disparity: dict[str, float] = {}
         if len(ok) >= 2:

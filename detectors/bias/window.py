@@ -113,10 +113,11 @@ Grouped = dict[str, dict[str, Tally]]
 class BucketedTallies:
     """A ring of `ceil(keep_s / bucket_s) + 1` buckets per (attribute, group)."""
 
-    def __init__(self, bucket_s: float, keep_s: float) -> None:
+    def __init__(self, bucket_s: float, keep_s: float, width: int = WIDTH) -> None:
         if bucket_s <= 0 or keep_s < bucket_s:
             raise ValueError("bucket_s must be positive and keep_s at least one bucket")
         self.bucket_s = bucket_s
+        self.width = width
         self.size = math.ceil(keep_s / bucket_s) + 1
         self._rings: dict[tuple[str, str], npt.NDArray[np.float64]] = {}
         self._last = -1  # newest bucket number seen
@@ -130,7 +131,7 @@ class BucketedTallies:
             return False
         ring = self._rings.get((attribute, group))
         if ring is None:
-            ring = self._rings[(attribute, group)] = np.zeros((self.size, WIDTH))
+            ring = self._rings[(attribute, group)] = np.zeros((self.size, self.width))
         _add(ring[n % self.size], encode(outcomes) if isinstance(outcomes, Outcomes) else outcomes)
         return True
 
@@ -146,6 +147,10 @@ class BucketedTallies:
 
     def span(self, start: float, end: float) -> Grouped:
         """Sums over the buckets that overlap [start, end) (whole buckets: the span is rounded out)."""
+        return {a: {g: Tally(v) for g, v in groups.items()} for a, groups in self.span_vectors(start, end).items()}
+
+    def span_vectors(self, start: float, end: float) -> dict[str, dict[str, Vector]]:
+        """Like `span`, as raw summed vectors (rings of any width); groups whose first entry is 0 are left out."""
         if self._last < 0:
             return {}
         hi = min(int(math.ceil(end / self.bucket_s)) - 1, self._last)
@@ -153,9 +158,9 @@ class BucketedTallies:
         if hi < lo:
             return {}
         slots = [m % self.size for m in range(lo, hi + 1)]
-        out: Grouped = {}
+        out: dict[str, dict[str, Vector]] = {}
         for (attribute, group), ring in self._rings.items():
             vec = ring[slots].sum(axis=0)
-            if vec[0] > 0:
-                out.setdefault(attribute, {})[group] = Tally(vec)
+            if vec[0] > 0.5:
+                out.setdefault(attribute, {})[group] = vec
         return out

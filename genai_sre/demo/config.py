@@ -21,6 +21,7 @@ class DemoConfig:
     stream_share: float = 0.5
     group_header: str = "x-user-group"
     groups: tuple[str, ...] = ("group_a", "group_b", "group_c", "group_d")
+    users_per_group: int = 30
     seed: int = 1
     base_dir: str = field(default=".", compare=False)
 

@@ -40,6 +40,12 @@ class DemoResult:
     sidecar: Sidecar
     mock: MockUpstream
     extra: dict[str, Any]
+    started_at: float = 0.0  # wall-clock time the traffic started
+
+    def phase_at(self, at: float) -> str:
+        """The scenario phase the upstream was in at wall-clock time `at`."""
+        elapsed = max(0.0, at - self.started_at) * self.mock.speed * self.mock.phase_scale
+        return self.mock.scenario.phase_at(elapsed).name
 
 
 def _workload(path: Path) -> list[dict[str, str]]:
@@ -90,13 +96,14 @@ async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any
     counts = {"sent": 0, "answered": 0, "errors": 0}
     tasks: set[asyncio.Task[None]] = set()
 
-    async def one(item: dict[str, str], group: str, stream: bool) -> None:
+    async def one(item: dict[str, str], group: str, user: str, stream: bool) -> None:
         async with sem:
             counts["sent"] += 1
             messages: Any = [
                 {"role": "system", "content": f"Answer only from these documents.\n\n{item['context']}"},
                 {"role": "user", "content": item["question"]},
             ]
+            headers = {cfg.group_header: group, "x-tenant": "demo"}
             try:
                 if stream:
                     chunks = await client.chat.completions.create(
@@ -104,19 +111,22 @@ async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any
                         messages=messages,
                         stream=True,
                         stream_options={"include_usage": True},
-                        extra_headers={cfg.group_header: group, "x-tenant": "demo"},
+                        safety_identifier=user,
+                        extra_headers=headers,
                     )
                     async for _ in chunks:
                         pass
                 else:
                     await client.chat.completions.create(
-                        model="demo-llm", messages=messages, extra_headers={cfg.group_header: group, "x-tenant": "demo"}
+                        model="demo-llm", messages=messages, safety_identifier=user, extra_headers=headers
                     )
                 counts["answered"] += 1
             except (openai.APIError, openai.APIConnectionError):
                 counts["errors"] += 1
 
+    mock.started = mock.clock()  # the scenario's phases start with the traffic, not with the sidecar's startup
     started = time.monotonic()
+    started_wall = time.time()
     next_at = started
     try:
         with contextlib.ExitStack() as stack:
@@ -125,7 +135,9 @@ async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any
             while (now := time.monotonic()) - started < duration_s:
                 if now >= next_at:
                     item = rng.choice(workload)
-                    task = asyncio.create_task(one(item, rng.choice(cfg.groups), rng.random() < cfg.stream_share))
+                    group = rng.choice(cfg.groups)
+                    user = f"{group}-user-{rng.randrange(max(1, cfg.users_per_group))}"
+                    task = asyncio.create_task(one(item, group, user, rng.random() < cfg.stream_share))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                     next_at += rng.expovariate(cfg.rate_per_s)
@@ -152,6 +164,7 @@ async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any
         sidecar,
         mock,
         extra,
+        started_wall,
     )
 
 

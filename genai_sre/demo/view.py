@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rich.console import Console, Group
@@ -15,7 +15,7 @@ from rich.text import Text
 
 from genai_sre.demo.recorder import DemoRecorder
 
-__all__ = ["LiveView", "render_summary", "slo_rows"]
+__all__ = ["LiveView", "evidence_text", "render_summary", "slo_rows"]
 
 
 def slo_rows(sidecar: Any) -> list[tuple[str, str, str, str, str]]:
@@ -39,6 +39,31 @@ def slo_rows(sidecar: Any) -> list[tuple[str, str, str, str, str]]:
             )
         )
     return rows
+
+
+def evidence_text(ann: Mapping[str, str]) -> str:
+    """A fairness alert's evidence in one line: metric, gap with its interval, groups, effective counts."""
+    if "evidence_groups" not in ann:
+        return ""
+    high, _, low = ann["evidence_groups"].partition("|")
+    text = (
+        f"{ann.get('evidence_metric', '')} gap {_num(ann.get('evidence_gap', ''))} "
+        f"[{_num(ann.get('evidence_ci_low', ''))}, {_num(ann.get('evidence_ci_high', ''))}] "
+        f"between {high} and {low}"
+    )
+    if ann.get("evidence_n"):
+        text += f" (n {ann['evidence_n'].replace('|', '/')}"
+        if ann.get("evidence_n_eff"):
+            text += f", units of evidence {ann['evidence_n_eff'].replace('|', '/')}"
+        text += ")"
+    return text
+
+
+def _num(value: str) -> str:
+    try:
+        return f"{float(value):.2f}"
+    except ValueError:
+        return value
 
 
 class LiveView:
@@ -110,7 +135,7 @@ class LiveView:
         recent = list(sidecar.recent_alerts)[-4:]
         if recent:
             alerts = Table(title="latest alert changes", expand=True)
-            for col in ("time", "SLO", "severity", "status", "burn rate"):
+            for col in ("time", "SLO", "severity", "status", "burn rate", "evidence"):
                 alerts.add_column(col)
             for a in recent:
                 when = time.strftime("%H:%M:%S", time.localtime(a.ends_at or a.starts_at))
@@ -120,6 +145,7 @@ class LiveView:
                     a.labels.get("severity", ""),
                     a.status,
                     a.annotations.get("burn_rate", ""),
+                    evidence_text(a.annotations) if a.status == "firing" else "",
                 )
             parts.append(alerts)
         if rec.flagged:
@@ -169,7 +195,7 @@ def render_summary(console: Console, result: Any) -> None:
     fired = [a for a in sidecar.recent_alerts if a.status == "firing"]
     if fired:
         alerts = Table(title="burn-rate alerts fired during the run")
-        for col in ("SLO", "severity", "burn rate", "evidence"):
+        for col in ("SLO", "severity", "fired (upstream phase)", "burn rate", "evidence"):
             alerts.add_column(col)
         seen = set()
         for a in fired:
@@ -177,15 +203,8 @@ def render_summary(console: Console, result: Any) -> None:
             if key in seen:
                 continue
             seen.add(key)
-            ann = a.annotations
-            evidence = ""
-            if "evidence_groups" in ann:
-                evidence = (
-                    f"{ann.get('evidence_metric', '')} gap {ann.get('evidence_gap', '')} "
-                    f"[{ann.get('evidence_ci_low', '')}, {ann.get('evidence_ci_high', '')}] "
-                    f"between {ann['evidence_groups'].replace('|', ' and ')}"
-                )
-            alerts.add_row(key[0], key[1], ann.get("burn_rate", ""), evidence)
+            when = f"{a.starts_at - result.started_at:.0f} s ({result.phase_at(a.starts_at)})"
+            alerts.add_row(key[0], key[1], when, a.annotations.get("burn_rate", ""), evidence_text(a.annotations))
         console.print(alerts)
     for key, value in result.extra.items():
         console.print(f"{key}: {value}")

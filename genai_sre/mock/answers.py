@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-__all__ = ["REFUSAL", "faithful_answer", "invented_answer"]
+__all__ = ["NO_ANSWER", "REFUSAL", "faithful_answer", "invented_answer"]
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 
@@ -29,18 +29,35 @@ def _sentences(text: str) -> list[str]:
 
 
 def _words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP}
+    """Content words, lower case, a plural 's' dropped ("returns" matches "return")."""
+    words = (w.lower() for w in _WORD.findall(text))
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in _STOP}
+
+
+NO_ANSWER = "Based on the information provided, I don't have enough detail to answer that."
+_CONTINUES = re.compile(r"^(?:It|Its|It's|This|These|They|Their|She|Her|He|His|The (?:same|latter|former))\b")
 
 
 def faithful_answer(context: str, question: str, rng: random.Random, max_sentences: int = 3) -> str:
-    """Sentences of the context that share the most words with the question, in context order."""
+    """Sentences of the context that answer the question, in context order.
+
+    The sentences that share words with the question (the most first, at most `max_sentences`),
+    plus the one right after the best of them when it continues it ("It stretches for ..."). A
+    sentence sharing nothing with the question is never picked, so instructions in the system
+    prompt ("Answer only from these documents.") do not end up in the answer; when nothing
+    matches (or there is no context), the answer says it lacks the detail.
+    """
     sents = _sentences(context)
-    if not sents:
-        return "Based on the information provided, I don't have enough detail to answer that."
     q = _words(question)
-    scored = sorted(range(len(sents)), key=lambda i: (-len(_words(sents[i]) & q), i))
-    pick = sorted(scored[: max(1, min(max_sentences, len(sents)))])
-    return " ".join(sents[i] for i in pick)
+    overlap = [len(_words(s) & q) for s in sents]
+    ranked = sorted((i for i in range(len(sents)) if overlap[i] > 0), key=lambda i: (-overlap[i], i))
+    if not ranked:
+        return NO_ANSWER
+    pick = set(ranked[:max_sentences])
+    best = ranked[0]
+    if best + 1 < len(sents) and _CONTINUES.match(sents[best + 1]) and len(pick) < max_sentences + 1:
+        pick.add(best + 1)
+    return " ".join(sents[i] for i in sorted(pick))
 
 
 def invented_answer(context: str, question: str, rng: random.Random) -> str:

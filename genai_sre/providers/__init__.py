@@ -7,7 +7,9 @@ and not. The dialect follows the upstream's configured `provider`, or the route.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import zlib
 from collections.abc import Mapping
 
@@ -21,6 +23,10 @@ from genai_sre.providers.views import RequestView, ResponseView
 from genai_sre.proxy.routes import BoundedLabel
 
 __all__ = ["ExchangeParser"]
+
+# Keys the pseudonyms of users and sessions: stable within the process, not reversible by hashing guesses.
+_USER_SALT = secrets.token_bytes(16)
+
 
 class ExchangeParser:
     """Turns a `Capture` into an `Exchange`, with bounded labels from configured headers and metadata."""
@@ -116,12 +122,23 @@ class ExchangeParser:
             trace=capture.trace,
             user=req.user[:256] if req.user else None,
             conversation_id=self._conversation(capture.request_headers, req),
+            user_key=self._user_key(capture.request_headers, req),
         )
 
     def _conversation(self, headers: Mapping[str, str], req: RequestView) -> str | None:
         value = headers.get(self.labels.conversation_header.lower()) if self.labels.conversation_header else None
         value = value or req.conversation_id
         return value[:256] if value else None
+
+    def _user_key(self, headers: Mapping[str, str], req: RequestView) -> str | None:
+        """A pseudonym of the end user (OpenAI `user` / `safety_identifier`, Anthropic `metadata.user_id`),
+        else of the session header's value; None when the request names neither."""
+        header = self.labels.session_header
+        value = req.user or (headers.get(header.lower()) if header else None)
+        if not value:
+            return None
+        digest = hashlib.blake2b(value.encode("utf-8", "replace"), digest_size=8, key=_USER_SALT)
+        return digest.hexdigest()
 
     def _usage(self, req: RequestView, resp: ResponseView) -> Usage:
         if resp.input_tokens is not None or resp.output_tokens is not None:

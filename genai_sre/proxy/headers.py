@@ -7,7 +7,7 @@ the sidecar recomputes and the sidecar's own probe marker. Credentials
 
 What is *kept* in a `Capture` is chosen by an allow-list (`Capturable`): the
 headers later stages read (content type and encoding, API versions, request
-ids, the configured tenant, app, group, user/session and model-version
+ids, the configured tenant, app, group, session, conversation and model-version
 headers). A header that is not on it is never stored, logged or exported, so
 a credential under a name nobody anticipated (`apikey`, `helicone-auth`,
 `x-authorization`) cannot leak.
@@ -114,7 +114,14 @@ class Capturable:
     """The allow-list of headers a `Capture` keeps (names lower-cased, values as text)."""
 
     def __init__(self, labels: LabelsConfig, also: Iterable[str] = ()) -> None:
-        configured = {labels.tenant_header, labels.app_header, labels.model_version_header, *also}
+        configured = {
+            labels.tenant_header,
+            labels.app_header,
+            labels.model_version_header,
+            labels.session_header,
+            labels.conversation_header,
+            *also,
+        }
         configured |= set(labels.group_headers.values())
         extra = frozenset(h.lower().encode("latin-1") for h in configured if h)
         self.request = REQUEST_CAPTURE | extra

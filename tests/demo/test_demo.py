@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,8 @@ def test_demo_headless_short_mode(tmp_path: Path) -> None:
     assert re.search(r"latency\s+│ ttft\s+│ ok\s+│ \d+", text)
     assert re.search(r"hallucination\s+│ hallucination_risk", text)  # the risk detector scored answers
     assert (tmp_path / "evidence.db").exists() and (tmp_path / "slo.db").exists()
+    # The simulated answers read like answers: never the system prompt's instruction.
+    with sqlite3.connect(tmp_path / "evidence.db") as db:
+        answers = [row[0] for row in db.execute("SELECT answer FROM samples WHERE answer IS NOT NULL AND answer != ''")]
+    assert answers
+    assert not [a for a in answers if "Answer only" in a or "these documents" in a]

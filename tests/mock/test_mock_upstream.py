@@ -70,3 +70,20 @@ def test_same_seed_same_answers_and_group_refusals() -> None:
         assert r.json()["choices"][0]["message"]["content"] == REFUSAL
         pinned = httpx.post(s.mock_url + "/_mock/phase", json={"name": "nope"})
         assert pinned.status_code == 400
+
+
+def test_faithful_answers_read_like_answers_not_like_the_system_prompt() -> None:
+    rng = random.Random(2)
+    context = (
+        "Answer only from these documents.\n\nOur refund policy allows returns within 30 days of delivery. "
+        "Items must be unused and in their original packaging.\nHow long do I have to return an item?"
+    )
+    answer = faithful_answer(context, "How long do I have to return an item?", rng)
+    assert answer.startswith("Our refund policy allows returns within 30 days")  # "returns" matches "return"
+    assert "Answer only" not in answer and "?" not in answer
+    reef = "Answer only from these documents.\n\nThe Great Barrier Reef lies off Queensland. It stretches for 2300 km."
+    assert faithful_answer(reef, "How long is the Great Barrier Reef?", rng) == (
+        "The Great Barrier Reef lies off Queensland. It stretches for 2300 km."  # the next sentence continues it
+    )
+    assert "Answer only" not in invented_answer(reef, "How long is the Great Barrier Reef?", rng)
+    assert faithful_answer("Answer only from these documents.", "Who painted it?", rng).startswith("Based on")

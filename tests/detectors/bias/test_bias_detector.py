@@ -175,19 +175,15 @@ def test_embedding_drift_of_one_groups_answers() -> None:
         embedding_drift=True, embedding_sample=20, embedding_every_s=60,
     )
     for i in range(60):
-        clock.t += 1
+        clock.t += 3  # answers are sampled every embedding_every_s / embedding_sample = 3 s per group
         for g in ("a", "b"):
             topic = "hostile" if g == "b" and i >= 20 else "friendly"
             ex = make_exchange(i * 2 + (g == "b"), answer=f"a {topic} answer number {i}", labels={"group.gender": g})
-            asyncio.run(detector.detect(ex))
-    clock.t += 61
-    last = make_exchange(999, answer="a friendly answer", labels={"group.gender": "a"})
-    findings = asyncio.run(detector.detect(last))
-    drift = next(f for f in findings if f.name == "embedding_drift")
-    assert drift.label == "fail" and drift.attributes["group"] == "b"
+            detector.observe(clock.t, detector.groups.extract(ex), detector.meter.measure(ex), ex.id, ex.answer)
     assert detector.answers is not None
-    a = [e for e in detector.answers.evaluate() if e.group == "a"]
-    assert a and a[0].p_value > 0.01
+    results = {e.group: e for e in detector.answers.evaluate()}  # replays: in the calling thread
+    assert results["b"].p_value < 0.01 and results["b"].mmd2 > 0.015
+    assert results["a"].p_value > 0.01
 
 
 def test_hallucination_risk_from_a_risk_source_in_the_context() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from detectors.bias.gauges import PROBE_METRICS
+from detectors.bias.outcomes import OutcomeMeter
 from detectors.bias.probe_config import ProbeConfig, counterfactuals, load_probes
 from detectors.bias.probes import ProbeRunner
 from genai_sre import PROBE_HEADER
@@ -145,3 +147,24 @@ def test_unreachable_upstream_is_reported_not_raised() -> None:
     report = asyncio.run(scenario())
     assert report.sent == 4 and report.errors == 4 and report.results[0].disparity == {}
     assert json.dumps([a.error for r in report.results for a in r.answers])
+
+
+@pytest.mark.integration
+def test_probe_answers_are_scored_off_the_event_loop() -> None:
+    threads: list[int] = []
+
+    class RecordingMeter(OutcomeMeter):
+        def sentiment(self, text: str) -> float:
+            threads.append(threading.get_ident())
+            return super().sentiment(text)
+
+    async def scenario() -> int:
+        async with fake_upstream([]) as port:
+            runner = ProbeRunner(_config(port), clock=lambda: 86400.0 * 20000, meter=RecordingMeter(),
+                                 environ={})
+            report = await runner.run_once()
+            assert report.sent == 4 and report.results
+            return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert threads and loop_thread not in threads
