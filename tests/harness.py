@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,14 +16,9 @@ from genai_sre.app import Sidecar
 from genai_sre.config import Config, UpstreamConfig, load_config
 from genai_sre.mock.scenario import Scenario
 from genai_sre.mock.server import MockUpstream
+from tests.servers import free_port as free_port  # the tests' one free-port helper, re-exported
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LoopThread:

@@ -14,13 +14,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.servers import free_port
 
 __all__ = ["PostgresServer", "find_bindir", "postgres_server"]
 
@@ -37,18 +38,12 @@ def find_bindir() -> Path | None:
     return Path(initdb).resolve().parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PostgresServer:
     """One throw-away cluster. `url(db)` is a psycopg connection URL for database `db`."""
 
     def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
         self.bindir = bindir
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="genai-sre-pg-"))
         self.datadir = self.root / "data"
         self.log = self.root / "server.log"

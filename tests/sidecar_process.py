@@ -18,7 +18,7 @@ import httpx
 import psutil
 
 from genai_sre.proxy.worker import STATS_EVERY_S
-from tests.harness import free_port
+from tests.servers import free_port
 
 
 class SidecarProcess:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from aiohttp import web
 
 from genai_sre.alerting.notification import Notification
 from genai_sre.events import Alert
+from tests.servers import free_port
 
 
 class FakeClock:
@@ -42,12 +42,6 @@ def alert(slo: str = "chat-availability", severity: str = "page", status: str = 
     annotations.update({k: str(v) for k, v in extra.pop("annotations", {}).items()})
     labels.update({k: str(v) for k, v in extra.pop("labels", {}).items()})
     return Alert(labels=labels, annotations=annotations, status=status, **extra)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -8,14 +8,10 @@ service through `POST /admin/alertmanager`.
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -24,34 +20,23 @@ from genai_sre.alerting.router import AlertRouter
 from genai_sre.incidents.api import AdminAuth, admin_routes
 from genai_sre.incidents.service import IncidentService
 from genai_sre.incidents.store import IncidentStore
-from tests.alerting.helpers import alert, free_port, wait_for
+from tests.alerting.helpers import alert, wait_for
+from tests.servers import alertmanager, amtool, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-AM = shutil.which("prometheus-alertmanager")
-AMTOOL = shutil.which("amtool")
 TOKEN = "write-token-for-tests"
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.skipif(AMTOOL is None, reason="amtool not installed (make system-deps)")
 def test_shipped_alertmanager_config_checks() -> None:
-    assert AMTOOL is not None
-    out = subprocess.run(
-        [AMTOOL, "check-config", str(ROOT / "deploy/alertmanager/alertmanager.yml")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS" in out.stdout
+    assert "SUCCESS" in amtool("check-config", ROOT / "deploy/alertmanager/alertmanager.yml")
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[tuple[str, int, int]]:
-    if AM is None:
-        pytest.skip("prometheus-alertmanager not installed (make system-deps)")
-    hook_port, admin_port, am_port = free_port(), free_port(), free_port()
+def am(tmp_path: Path) -> Iterator[tuple[str, int, int]]:
+    """Alertmanager notifying two webhooks (a recorder and the incident intake), grouping and inhibiting."""
+    hook_port, admin_port = free_port(), free_port()
     config = {
         "global": {"resolve_timeout": "5m"},
         "route": {
@@ -82,47 +67,12 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, int, int]]:
             }
         ],
     }
-    cfg = tmp_path / "am.yml"
-    cfg.write_text(json.dumps(config))
-    log = open(tmp_path / "am.log", "wb")
-    proc = subprocess.Popen(
-        [
-            AM,
-            f"--config.file={cfg}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield f"http://127.0.0.1:{am_port}", hook_port, admin_port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with alertmanager(tmp_path, config) as server:
+        yield server.url, hook_port, admin_port
 
 
-async def _ready(url: str) -> None:
-    async with aiohttp.ClientSession() as s:
-        for _ in range(100):
-            try:
-                async with s.get(url + "/-/ready") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("alertmanager did not become ready")
-
-
-def test_router_to_real_alertmanager(alertmanager: tuple[str, int, int], tmp_path: Path) -> None:
-    am_url, hook_port, admin_port = alertmanager
+def test_router_to_real_alertmanager(am: tuple[str, int, int], tmp_path: Path) -> None:
+    am_url, hook_port, admin_port = am
 
     async def main() -> None:
         got: list[dict[str, Any]] = []
@@ -149,7 +99,6 @@ def test_router_to_real_alertmanager(alertmanager: tuple[str, int, int], tmp_pat
             tick_s=0.1,
         )
         router = AlertRouter.from_config(cfg, data_dir=tmp_path)
-        await _ready(am_url)
         await router.start()
         try:
             burn_start = 1_800_000_000.0

@@ -25,8 +25,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from genai_sre.config import Config, DetectorConfig, ModelPrice, PricesConfig
 from genai_sre.dashboards import DASHBOARDS, build, targets
 from genai_sre.mock.scenario import Latency, Phase, Scenario
-from tests.dashboards.prom import prometheus
 from tests.harness import stack
+from tests.servers import prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +142,7 @@ def configure(tmp: Path):  # type: ignore[no-untyped-def]
 def test_every_dashboard_query_runs_against_prometheus(tmp_path: Path) -> None:
     assert RULES, "deploy/prometheus/rules/ holds no rules file; generate it with `genai-sre rules --out ...`"
     with stack(SCENARIO, configure=configure(tmp_path)) as s:
-        with prometheus(tmp_path, [f"127.0.0.1:{s.sidecar.admin_port}"], RULES) as prom:
+        with prometheus(tmp_path, [f"127.0.0.1:{s.sidecar.admin_port}"], rule_files=RULES) as prom:
             prom.wait_for('up{job="genai-sre"} == 1')
             start = time.time()
             client = openai.OpenAI(base_url=s.proxy_url + "/v1", api_key="sk-test", max_retries=0)

@@ -12,10 +12,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from tests.deploy.files import DEPLOY, ROOT, compose, tool
-from tests.harness import free_port
-
-SYSTEM_DEPS = "run `make system-deps` (Debian: apt-get install prometheus prometheus-alertmanager)"
+from tests.deploy.files import DEPLOY, ROOT, compose
+from tests.servers import amtool, free_port, promtool
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
@@ -47,16 +45,13 @@ def test_stack_services_and_wiring() -> None:
 
 
 def test_prometheus_config_with_the_generated_rules(tmp_path: Path) -> None:
-    promtool = tool("promtool", SYSTEM_DEPS)
     cfg = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert cfg["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     rules = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
     assert rules, "deploy/prometheus/rules/ is empty: genai-sre rules --out deploy/prometheus/rules"
     cfg["rule_files"] = [str(DEPLOY / "prometheus" / "rules" / "*.yml")]  # the container path, on this machine
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-    check = [promtool, "check", "config", str(tmp_path / "prometheus.yml")]
-    proc = subprocess.run(check, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    promtool("check", "config", tmp_path / "prometheus.yml")
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     slos = yaml.safe_load((ROOT / "configs" / "slos.yaml").read_text())
     assert slos["self_monitoring"]["job"] in jobs, "the self-monitoring alerts select the sidecars' scrape job"
@@ -64,10 +59,8 @@ def test_prometheus_config_with_the_generated_rules(tmp_path: Path) -> None:
 
 
 def test_alertmanager_configs_pass_amtool() -> None:
-    amtool = tool("amtool", SYSTEM_DEPS)
     for path in (DEPLOY / "compose" / "alertmanager.yml", DEPLOY / "alertmanager" / "alertmanager.yml"):
-        proc = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
-        assert proc.returncode == 0, f"{path}: {proc.stdout}{proc.stderr}"
+        amtool("check-config", path)
 
 
 def test_compose_alertmanager_routes_to_the_sidecar_and_the_log_sink() -> None:

@@ -21,6 +21,7 @@ from genai_sre.cli import main
 from genai_sre.config import load_config
 from tests.deploy.files import DEPLOY, ROOT, tool
 from tests.deploy.test_cmdlines import parse
+from tests.servers import promtool
 
 CHART = DEPLOY / "helm" / "genai-sre"
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -206,9 +207,7 @@ def test_monitoring_objects(rendered: dict[str, list[dict[str, Any]]], tmp_path:
     generated = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "genai-sre-slos.rules.yml").read_text())
     assert rule["spec"] == generated
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rule["spec"]))
-    proc = subprocess.run([tool("promtool", "apt-get install prometheus"), "check", "rules", str(tmp_path / "rules.yml")],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    promtool("check", "rules", tmp_path / "rules.yml")
 
 
 def test_network_policies(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -15,6 +15,7 @@ from genai_sre.config import DetectorConfig
 from genai_sre.detection.runner import DetectorRunner, DetectorSlot
 from genai_sre.mock.scenario import Latency, Phase, Scenario
 from genai_sre.telemetry.metrics import Metrics
+from tests.factories import exchange
 from tests.harness import stack
 
 FAST = Scenario(phases=(Phase(name="fast", ttft_s=Latency(0.0, 0.0), tokens_per_s=100000),))
@@ -40,19 +41,6 @@ class Slow(BaseDetector):
         return [Finding(name="slow_check", score=0.1, label="pass")]
 
 
-def _exchange(i: int = 0) -> Exchange:
-    return Exchange(
-        id=f"e{i}",
-        started_at=0.0,
-        provider="openai",
-        operation="chat",
-        route="/v1/chat/completions",
-        upstream="u",
-        status=200,
-        stream=False,
-    )
-
-
 def test_failures_are_isolated_and_counted() -> None:
     metrics = Metrics()
     runner = DetectorRunner(
@@ -63,7 +51,7 @@ def test_failures_are_isolated_and_counted() -> None:
         ],
         metrics,
     )
-    ev = asyncio.run(runner.evaluate(_exchange()))
+    ev = asyncio.run(runner.evaluate(exchange(id="e0")))
     assert ev.outcomes == {"bad": "failed", "stuck": "timeout", "ok": "scored"}
     assert [(f.detector, f.name, f.exchange_id) for f in ev.findings] == [("ok", "slow_check", "e0")]
     assert not ev.scored_by("bad") and ev.scored_by("ok")
@@ -77,7 +65,7 @@ def test_sampling_scores_about_the_configured_share() -> None:
 
     async def go() -> None:
         for i in range(400):
-            await runner.evaluate(_exchange(i))
+            await runner.evaluate(exchange(id=f"e{i}"))
 
     asyncio.run(go())
     scored = runner.counts.get(("s", "scored"), 0)
@@ -99,7 +87,7 @@ def test_cpu_budget_limits_an_expensive_detector() -> None:
     async def go() -> None:
         for i in range(100):
             clock_t[0] += 0.01  # 100 exchanges a second
-            await runner.evaluate(_exchange(i))
+            await runner.evaluate(exchange(id=f"e{i}"))
 
     asyncio.run(go())
     scored = runner.counts.get(("c", "scored"), 0)
@@ -146,5 +134,5 @@ class NotFindings(BaseDetector):
 
 def test_a_detector_returning_garbage_fails_alone() -> None:
     runner = DetectorRunner([DetectorSlot("junk", NotFindings()), DetectorSlot("ok", Slow(0.0))])
-    ev = asyncio.run(runner.evaluate(_exchange()))
+    ev = asyncio.run(runner.evaluate(exchange(id="e0")))
     assert ev.outcomes == {"junk": "failed", "ok": "scored"} and len(ev.findings) == 1

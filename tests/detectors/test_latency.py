@@ -1,36 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
 from detectors.latency import LatencyDetector
-from genai_sre import Exchange, Usage
+from genai_sre import Usage
+from tests.factories import exchange
 
-
-def _ex(
-    ttft: float | None = 0.2,
-    duration: float | None = 1.0,
-    tokens: int | None = 41,
-    status: int = 200,
-    model: str = "m",
-    tpot: float | None = None,
-) -> Exchange:
-    return Exchange(
-        id="e",
-        started_at=0.0,
-        provider="openai",
-        operation="chat",
-        route="/v1/chat/completions",
-        upstream="u",
-        status=status,
-        stream=True,
-        model=model,
-        ttft_s=ttft,
-        duration_s=duration,
-        tpot_s=tpot,
-        usage=Usage(10, tokens),
-    )
+# a streamed answer of 41 tokens: first token after 0.2 s, the last after 1 s
+STREAM = exchange(stream=True, ttft_s=0.2, duration_s=1.0, usage=Usage(10, 41))
 
 
 def _by_name(findings):  # type: ignore[no-untyped-def]
@@ -39,18 +19,18 @@ def _by_name(findings):  # type: ignore[no-untyped-def]
 
 def test_thresholds_label_slow_and_ok() -> None:
     det = LatencyDetector(ttft_threshold_s=0.5, duration_threshold_s=2.0, tpot_threshold_s=0.05, min_tokens_per_s=30)
-    fast = _by_name(asyncio.run(det.detect(_ex(ttft=0.2, duration=1.0, tpot=0.02))))
+    fast = _by_name(asyncio.run(det.detect(replace(STREAM, ttft_s=0.2, duration_s=1.0, tpot_s=0.02))))
     assert fast["ttft"].label == "ok" and fast["ttft"].score == 0.2
     assert fast["duration"].label == "ok" and fast["time_per_output_token"].label == "ok"
     assert fast["tokens_per_second"].score == pytest.approx(41 / 0.8) and fast["tokens_per_second"].label == "ok"
-    slow = _by_name(asyncio.run(det.detect(_ex(ttft=0.9, duration=5.0, tpot=0.1))))
+    slow = _by_name(asyncio.run(det.detect(replace(STREAM, ttft_s=0.9, duration_s=5.0, tpot_s=0.1))))
     assert slow["ttft"].label == "slow" and slow["duration"].label == "slow"
     assert slow["time_per_output_token"].label == "slow" and slow["tokens_per_second"].label == "slow"
     assert "threshold 0.5s" in slow["ttft"].explanation
 
 
 def test_failed_exchanges_get_no_latency_findings() -> None:
-    assert asyncio.run(LatencyDetector().detect(_ex(status=503, ttft=None))) == []
+    assert asyncio.run(LatencyDetector().detect(replace(STREAM, status=503, ttft_s=None))) == []
 
 
 def test_regression_against_the_rolling_baseline_per_model() -> None:
@@ -59,7 +39,7 @@ def test_regression_against_the_rolling_baseline_per_model() -> None:
     async def feed(ttft: float, n: int, model: str = "m") -> list:  # type: ignore[type-arg]
         out = []
         for _ in range(n):
-            out = list(await det.detect(_ex(ttft=ttft, model=model)))
+            out = list(await det.detect(replace(STREAM, ttft_s=ttft, model=model)))
         return out
 
     async def run() -> None:

@@ -18,7 +18,8 @@ from genai_sre.config import AdminConfig
 from genai_sre.incidents.api import AdminAuth, admin_routes
 from genai_sre.incidents.service import IncidentService
 from genai_sre.incidents.store import open_store
-from tests.alerting.helpers import FakeClock, alert, free_port
+from tests.alerting.helpers import FakeClock, alert
+from tests.servers import free_port
 
 WRITE, READ = "w-token", "r-token"
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from genai_sre.incidents.store import open_store
-from tests.alerting.helpers import free_port
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,8 +22,9 @@ from genai_sre.alerting.notification import Notification
 from genai_sre.alerting.router import AlertRouter
 from genai_sre.alerting.silences import Silences, StoreSilences
 from genai_sre.incidents.store import open_store
-from tests.alerting.helpers import FakeClock, RecordingReceiver, alert, free_port
+from tests.alerting.helpers import FakeClock, RecordingReceiver, alert
 from tests.incidents.test_crash_safety import TOKEN, payload, start
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}

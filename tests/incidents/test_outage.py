@@ -19,8 +19,9 @@ from genai_sre.config import load_config
 from genai_sre.incidents.service import IncidentService
 from genai_sre.incidents.stack import AlertingStack, build_alerting
 from genai_sre.incidents.store import DB_NAME, IncidentStore, open_store
-from tests.alerting.helpers import FakeClock, alert, free_port
+from tests.alerting.helpers import FakeClock, alert
 from tests.pg import postgres_server
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 TOKEN = "outage-token"

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from genai_sre.admin import build_admin_app
 from genai_sre.config import load_config
 from genai_sre.incidents.stack import build_alerting
-from tests.alerting.helpers import free_port
 from tests.pg import postgres_server
+from tests.servers import free_port
 
 
 def test_readyz_follows_the_postgres_store(tmp_path: Path) -> None:

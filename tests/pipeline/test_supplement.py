@@ -8,7 +8,7 @@ from pathlib import Path
 
 from genai_sre.config import StorageConfig
 from genai_sre.demo.recorder import DemoRecorder
-from genai_sre.events import Evaluation, Exchange, Finding
+from genai_sre.events import Evaluation, Finding
 from genai_sre.pipeline.queue import CaptureQueue
 from genai_sre.pipeline.worker import Pipeline
 from genai_sre.proxy.routes import BoundedLabel
@@ -16,12 +16,10 @@ from genai_sre.slo.sli import SLIRecorder
 from genai_sre.storage.samples import SampleStore
 from genai_sre.telemetry.metrics import Metrics
 from genai_sre.telemetry.prometheus import EvaluationMetrics
+from tests.factories import exchange
 from tests.slo.test_sli import SLOS, Events
 
-EX = Exchange(
-    id="ex-9", started_at=time.time(), provider="openai", operation="chat", route="/v1/chat/completions",
-    upstream="u", status=200, stream=False, model="gpt-x", ttft_s=0.4,
-)  # fmt: skip
+EX = exchange(id="ex-9", model="gpt-x", ttft_s=0.4)
 RISK = Finding(name="hallucination_risk", score=0.1, label="pass", detector="halu", exchange_id="ex-9")
 LATE = Finding(name="hallucination_self_consistency", score=0.7, label="flagged", detector="halu", exchange_id="ex-9")
 FIRST = Evaluation(EX, (RISK,), {"halu": "scored"})

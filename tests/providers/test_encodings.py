@@ -6,9 +6,9 @@ import gzip
 import json
 
 from genai_sre.config import LabelsConfig, UpstreamConfig
-from genai_sre.events import Capture
 from genai_sre.providers import ExchangeParser
 from genai_sre.providers.sse import iter_events
+from tests.factories import capture
 
 ANSWER = {
     "id": "c",
@@ -18,41 +18,24 @@ ANSWER = {
 }
 
 
-def _capture(body: bytes, headers: dict[str, str], truncated: bool = False) -> Capture:
-    return Capture(
-        id="x",
-        method="POST",
-        path="/v1/chat/completions",
-        route="/v1/chat/completions",
-        upstream="u",
-        request_headers={},
-        request_body=b'{"model": "m", "messages": []}',
-        status=200,
-        response_headers=headers,
-        response_body=body,
-        started_at=0.0,
-        t_received=0.0,
-        t_first_byte=0.1,
-        t_last_byte=0.2,
-        response_truncated=truncated,
-    )
-
-
-PARSER = ExchangeParser((UpstreamConfig(name="u", url="http://u"),), LabelsConfig())
+PARSER = ExchangeParser((UpstreamConfig(name="up", url="http://u"),), LabelsConfig())
 
 
 def test_gzip_answers_are_decoded_for_scoring() -> None:
-    ex = PARSER.parse(_capture(gzip.compress(json.dumps(ANSWER).encode()), {"content-encoding": "gzip"}))
+    ex = PARSER.parse(
+        capture(response_body=gzip.compress(json.dumps(ANSWER).encode()), response_headers={"content-encoding": "gzip"})
+    )
     assert ex.answer == "Paris." and ex.error is None and ex.usage.output_tokens == 2
 
 
 def test_a_body_cut_at_the_capture_limit_is_not_an_error() -> None:
-    ex = PARSER.parse(_capture(json.dumps(ANSWER).encode()[:40], {}, truncated=True))
+    cut = capture(response_body=json.dumps(ANSWER).encode()[:40], response_headers={}, response_truncated=True)
+    ex = PARSER.parse(cut)
     assert ex.error is None and ex.ok and ex.answer == ""
 
 
 def test_model_version_from_the_response_header() -> None:
-    ex = PARSER.parse(_capture(json.dumps(ANSWER).encode(), {"x-model-version": "v7"}))
+    ex = PARSER.parse(capture(response=ANSWER, response_headers={"x-model-version": "v7"}))
     assert ex.labels["model_version"] == "v7"
 
 

@@ -7,44 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from genai_sre.config import LabelsConfig, UpstreamConfig
-from genai_sre.events import Capture
 from genai_sre.providers import ExchangeParser
+from tests.factories import capture
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UP = (
-    UpstreamConfig(name="oa", url="https://api.openai.com"),
+    UpstreamConfig(name="up", url="https://api.openai.com"),
     UpstreamConfig(name="an", url="https://api.anthropic.com", provider="anthropic"),
 )
 
 
-def _capture(
-    route: str,
-    request: dict[str, Any],
-    body: bytes,
-    *,
-    upstream: str = "oa",
-    headers: dict[str, str] | None = None,
-    chunks: tuple[tuple[int, float], ...] = (),
-    sse: bool = False,
-) -> Capture:
-    return Capture(
-        id="r1",
-        method="POST",
-        path=route,
-        route=route,
-        upstream=upstream,
-        request_headers=headers or {},
-        request_body=json.dumps(request).encode(),
-        status=200,
-        response_headers={"content-type": "text/event-stream" if sse else "application/json"},
-        response_body=body,
-        started_at=1000.0,
-        t_received=10.0,
-        t_upstream_sent=10.001,
-        t_first_byte=10.1,
-        t_last_byte=11.0,
-        chunks=chunks or ((len(body), 10.1),),
-    )
+# the clocks of a capture: sent upstream after 1 ms, first byte after 0.1 s, last byte after 1 s
+TIMED = {"started_at": 1000.0, "t_received": 10.0, "t_upstream_sent": 10.001, "t_first_byte": 10.1, "t_last_byte": 11.0}
 
 
 def _parser(estimate_tokens: bool = False, **labels: Any) -> ExchangeParser:
@@ -78,7 +52,7 @@ def test_openai_chat_non_streaming_with_rag_context_and_logprobs() -> None:
         ],
         "usage": {"prompt_tokens": 40, "completion_tokens": 7, "total_tokens": 47},
     }
-    ex = _parser().parse(_capture("/v1/chat/completions", req, json.dumps(resp).encode()))
+    ex = _parser().parse(capture(request=req, response=resp, **TIMED))
     assert ex.operation == "chat" and ex.provider == "openai" and not ex.stream
     assert ex.model == "gpt-4o" and ex.response_model == "gpt-4o-2024-08-06" and ex.response_id == "chatcmpl-1"
     assert ex.question == "How high is Mount Fuji?"
@@ -97,7 +71,7 @@ def test_openai_chat_non_streaming_with_rag_context_and_logprobs() -> None:
 def test_openai_stream_with_tool_calls_and_usage_chunk() -> None:
     body = (FIXTURES / "openai_chat_stream_tools.txt").read_bytes()
     ex = _parser().parse(
-        _capture("/v1/chat/completions", {"model": "gpt-4o-mini", "stream": True, "messages": []}, body, sse=True)
+        capture(request={"model": "gpt-4o-mini", "stream": True, "messages": []}, response_body=body, sse=True, **TIMED)
     )
     assert ex.stream and ex.answer == ""
     assert [(t.name, t.arguments, t.id) for t in ex.tool_calls] == [("get_weather", '{"city":"Paris"}', "call_9x")]
@@ -109,20 +83,20 @@ def test_stream_ttft_is_time_of_first_content_delta() -> None:
     body = (FIXTURES / "openai_chat_stream_logprobs.txt").read_bytes()
     first_end = body.index(b"\n\n") + 2  # the role chunk
     chunks = ((first_end, 10.05), (first_end + 10, 10.5), (len(body), 10.9))
-    capture = _capture(
-        "/v1/chat/completions",
-        {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "Capital of France?"}]},
-        body,
-        chunks=chunks,
+    streamed = capture(
+        request={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "Capital of France?"}]},
+        response_body=body,
         sse=True,
+        chunks=chunks,
+        **TIMED,
     )
-    ex = _parser().parse(capture)
+    ex = _parser().parse(streamed)
     assert ex.answer == "Paris."
     assert ex.logprobs == (-0.0012, -0.31)
     assert ex.ttft_s is not None and abs(ex.ttft_s - 0.9) < 1e-9  # "Paris" ended in the last chunk
     # no usage in the stream: nothing is invented unless estimates are asked for, and then they are marked
     assert ex.usage.input_tokens is None and ex.usage.output_tokens is None and ex.tpot_s is None
-    estimated = _parser(estimate_tokens=True).parse(capture)
+    estimated = _parser(estimate_tokens=True).parse(streamed)
     assert estimated.usage.estimated and estimated.usage.output_tokens and estimated.usage.output_tokens >= 2
 
 
@@ -146,7 +120,8 @@ def test_anthropic_stream_with_tool_use() -> None:
             }
         ],
     }
-    ex = _parser().parse(_capture("/v1/messages", req, body, upstream="an", sse=True))
+    streamed = capture(route="/v1/messages", upstream="an", request=req, response_body=body, sse=True, **TIMED)
+    ex = _parser().parse(streamed)
     assert ex.provider == "anthropic" and ex.stream
     assert ex.answer == "Let me check the weather."
     assert ex.tool_calls[0].name == "get_weather" and json.loads(ex.tool_calls[0].arguments) == {
@@ -178,7 +153,7 @@ def test_anthropic_non_streaming_with_tool_result_context() -> None:
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 30, "output_tokens": 5},
     }
-    ex = _parser().parse(_capture("/v1/messages", req, json.dumps(resp).encode(), upstream="an"))
+    ex = _parser().parse(capture(route="/v1/messages", upstream="an", request=req, response=resp, **TIMED))
     assert ex.answer == "15 degrees, rainy." and ex.finish_reason == "end_turn"
     assert any(p.kind == "tool" and "15 degrees" in p.text for p in ex.context)
 
@@ -191,7 +166,7 @@ def test_responses_api_stream_and_object() -> None:
         "instructions": "Be exact.",
         "input": [{"role": "user", "content": [{"type": "input_text", "text": "What is six times seven?"}]}],
     }
-    ex = _parser().parse(_capture("/v1/responses", req, body, sse=True))
+    ex = _parser().parse(capture(route="/v1/responses", request=req, response_body=body, sse=True, **TIMED))
     assert ex.answer == "The answer is 42." and ex.response_model == "gpt-4.1-2025-04-14"
     assert ex.usage.output_tokens == 6 and ex.question == "What is six times seven?"
     assert ex.context[0].kind == "system"
@@ -199,9 +174,9 @@ def test_responses_api_stream_and_object() -> None:
 
 def test_embeddings_and_unparsable_bodies_do_not_raise() -> None:
     emb = {"object": "list", "data": [{"embedding": [0.1]}], "usage": {"prompt_tokens": 3, "total_tokens": 3}}
-    ex = _parser().parse(_capture("/v1/embeddings", {"model": "e", "input": "hi"}, json.dumps(emb).encode()))
+    ex = _parser().parse(capture(route="/v1/embeddings", request={"model": "e", "input": "hi"}, response=emb, **TIMED))
     assert ex.operation == "embeddings" and ex.usage.input_tokens == 3
-    bad = _parser().parse(_capture("/v1/chat/completions", {"model": "m"}, b"<html>oops"))
+    bad = _parser().parse(capture(request={"model": "m"}, response_body=b"<html>oops", **TIMED))
     assert bad.error == "unparsable_response" and bad.answer == ""
 
 
@@ -215,11 +190,14 @@ def test_labels_from_headers_and_metadata_are_bounded() -> None:
     p = _parser(**labels)
     req = {"model": "m", "metadata": {"gender": "Female"}, "messages": [{"role": "user", "content": "hi"}]}
     ex = p.parse(
-        _capture(
-            "/v1/chat/completions", req, b"{}", headers={"x-tenant": "acme", "x-region": "EU", "x-model-version": "v2"}
+        capture(
+            request=req,
+            response_body=b"{}",
+            request_headers={"x-tenant": "acme", "x-region": "EU", "x-model-version": "v2"},
+            **TIMED,
         )
     )
     assert ex.labels == {"tenant": "acme", "group.region": "eu", "group.gender": "female", "model_version": "v2"}
     req["metadata"] = {"gender": "unlisted-value"}
-    ex = p.parse(_capture("/v1/chat/completions", req, b"{}", headers={"x-tenant": "someone-else"}))
+    ex = p.parse(capture(request=req, response_body=b"{}", request_headers={"x-tenant": "someone-else"}, **TIMED))
     assert ex.labels == {"tenant": "other", "group.gender": "other"}

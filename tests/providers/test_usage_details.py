@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 from genai_sre.config import LabelsConfig
 from genai_sre.providers import ExchangeParser
-from tests.providers.test_parsing import UP, _capture
+from tests.factories import capture
+from tests.providers.test_parsing import TIMED, UP
 
 
-def _parse(route: str, request: dict, response: dict, upstream: str = "oa", headers: dict | None = None):  # type: ignore[no-untyped-def]
+def _parse(route: str, request: dict, response: dict, upstream: str = "up", headers: dict | None = None):  # type: ignore[no-untyped-def]
     parser = ExchangeParser(UP, LabelsConfig())
-    return parser.parse(_capture(route, request, json.dumps(response).encode(), upstream=upstream, headers=headers))
+    sent = capture(
+        route=route, upstream=upstream, request=request, response=response, request_headers=headers or {}, **TIMED
+    )
+    return parser.parse(sent)
 
 
 def test_openai_chat_cached_and_reasoning_tokens() -> None:

@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from genai_sre.events import Evaluation
-from tests.harness import free_port, stack
+from tests.harness import stack
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

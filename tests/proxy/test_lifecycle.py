@@ -19,7 +19,8 @@ from genai_sre.mock.scenario import Latency, Phase, Scenario
 from genai_sre.mock.server import MockUpstream
 from genai_sre.proxy.routes import UpstreamTable, extract_model
 from genai_sre.proxy.upstream import env_proxy as _env_proxy
-from tests.harness import LoopThread, free_port, stack
+from tests.harness import LoopThread, stack
+from tests.servers import free_port
 
 SLOW_STREAM = Scenario(phases=(Phase(name="slow", ttft_s=Latency(0.05, 0.05), tokens_per_s=20),))
 BODY = {

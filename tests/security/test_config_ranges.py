@@ -11,8 +11,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.harness import free_port
 from tests.security.upstreams import Seen, recording_app
+from tests.servers import free_port
 from tests.sidecar_process import sidecar
 
 pytestmark = pytest.mark.integration

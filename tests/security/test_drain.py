@@ -14,7 +14,8 @@ import pytest
 
 from genai_sre.mock.scenario import Latency, Phase, Scenario
 from genai_sre.mock.server import MockUpstream
-from tests.harness import LoopThread, free_port, start_app
+from tests.harness import LoopThread, start_app
+from tests.servers import free_port
 
 SLOW_STREAM = Scenario(phases=(Phase(name="slow", ttft_s=Latency(0.05, 0.05), tokens_per_s=20),))
 BODY = {

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from genai_sre.events import Evaluation, Exchange, Finding
+from genai_sre.events import Evaluation, Finding
 from genai_sre.slo.engine import SLOEngine
 from genai_sre.slo.sli import SLIRecorder
 from genai_sre.slo.spec import parse_slos
 from genai_sre.wiring import _with_evidence
+from tests.factories import evaluation
 
 SLOS = """
 min_events: 1
@@ -23,17 +24,7 @@ slos:
 """
 
 
-def _evaluation(i: int, at: float, score: float) -> Evaluation:
-    ex = Exchange(
-        id=f"e{i}",
-        started_at=at,
-        provider="openai",
-        operation="chat",
-        route="/v1/chat/completions",
-        upstream="u",
-        status=200,
-        stream=False,
-    )
+def _disparity(i: int, at: float, score: float) -> Evaluation:
     attrs = {
         "attribute": "group",
         "metric": "refusal",
@@ -49,9 +40,9 @@ def _evaluation(i: int, at: float, score: float) -> Evaluation:
         label="fail" if score >= 1 else "pass",
         attributes=attrs,
         detector="bias",
-        exchange_id=ex.id,
+        exchange_id=f"e{i}",
     )
-    return Evaluation(ex, (f,), {"bias": "scored"})
+    return evaluation((f,), {"bias": "scored"}, id=f"e{i}", started_at=at)
 
 
 def test_fairness_ticket_carries_groups_gap_interval_and_start() -> None:
@@ -62,7 +53,7 @@ def test_fairness_ticket_carries_groups_gap_interval_and_start() -> None:
     for minute in range(30):
         for k in range(6):
             t[0] = minute * 60 + k * 10
-            recorder.on_evaluation(_evaluation(minute * 6 + k, t[0], 0.2 if minute < 10 else 2.5))
+            recorder.on_evaluation(_disparity(minute * 6 + k, t[0], 0.2 if minute < 10 else 2.5))
         t[0] = (minute + 1) * 60
         recorder.flush()
         alerts += engine.evaluate()

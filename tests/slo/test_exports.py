@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from genai_sre.cli import main
 from genai_sre.slo.exports import openslo, sloth
 from genai_sre.slo.spec import load_slos, parse_slos
+from tests.servers import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOS = parse_slos(
@@ -58,7 +56,6 @@ def test_openslo_documents() -> None:
     )
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_every_exported_query_is_valid_promql(tmp_path: Path) -> None:
     slos = load_slos(ROOT / "configs" / "slos.yaml")
     queries = []
@@ -70,8 +67,7 @@ def test_every_exported_query_is_valid_promql(tmp_path: Path) -> None:
             queries += [ratio[k]["metricSource"]["spec"]["query"] for k in ("good", "total")]
     rules = {"groups": [{"name": "exports", "rules": [{"record": f"q:{i}", "expr": q} for i, q in enumerate(queries)]}]}
     (tmp_path / "q.yml").write_text(yaml.safe_dump(rules))
-    proc = subprocess.run(["promtool", "check", "rules", str(tmp_path / "q.yml")], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    promtool("check", "rules", tmp_path / "q.yml")
     assert len(queries) == 4 * len(slos.slos) + 8
 
 

@@ -24,12 +24,9 @@ from genai_sre.slo.sli import SLIRecorder
 from genai_sre.slo.spec import parse_slos
 from genai_sre.slo.window import WindowSettings
 from genai_sre.telemetry.metrics import Metrics
-from tests.slo.promserver import PROMETHEUS, firing, free_port, get_json, prometheus
+from tests.servers import Prometheus, free_port, prometheus
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make system-deps)"),
-]
+pytestmark = pytest.mark.integration
 
 SLOS = parse_slos(
     """
@@ -89,17 +86,17 @@ def exporter() -> Iterator[tuple[int, Traffic]]:
 
 
 @pytest.fixture
-def prom(tmp_path: Path, exporter: tuple[int, Traffic]) -> Iterator[str]:
-    with prometheus(tmp_path, render(SLOS), f"127.0.0.1:{exporter[0]}") as url:
-        yield url
+def prom(tmp_path: Path, exporter: tuple[int, Traffic]) -> Iterator[Prometheus]:
+    with prometheus(tmp_path, [f"127.0.0.1:{exporter[0]}"], rules=render(SLOS)) as server:
+        yield server
 
 
 def test_prometheus_pages_on_an_error_burst_and_the_engine_agrees(
-    prom: str, exporter: tuple[int, Traffic]
+    prom: Prometheus, exporter: tuple[int, Traffic]
 ) -> None:
     _, traffic = exporter
     time.sleep(4)  # healthy traffic first: some scrapes with no errors
-    assert firing(prom, "page") == []
+    assert prom.firing("page") == []
     assert traffic.engine_pages == []
     burst_at = time.time()
     traffic.failing.set()
@@ -109,7 +106,7 @@ def test_prometheus_pages_on_an_error_burst_and_the_engine_agrees(
     # group, which may lag the alert by one evaluation: wait for both.
     while not (pages and pages[0]["annotations"].get("burn_rate")) and time.monotonic() < deadline:
         time.sleep(0.5)
-        pages = firing(prom, "page")
+        pages = prom.firing("page")
     assert pages, "no page in Prometheus 40 s after the burst began"
     labels = pages[0]["labels"]
     assert labels["alertname"] == "AvailBudgetBurn" and labels["slo"] == "avail" and labels["sloth_id"] == "it-avail"
@@ -117,5 +114,5 @@ def test_prometheus_pages_on_an_error_burst_and_the_engine_agrees(
     assert traffic.engine_labels == labels  # the sidecar's own engine fired the same alert
     # The burn-rate annotation is filled from the recorded current burn rate (50% errors / 1% = 50x).
     assert 20 < float(pages[0]["annotations"]["burn_rate"]) <= 60
-    ratio = get_json(f"{prom}/api/v1/query?query=slo:sli_error:ratio_rate15s")["data"]["result"]
+    ratio = prom.query("slo:sli_error:ratio_rate15s")
     assert ratio and 0.3 < float(ratio[0]["value"][1]) < 0.7

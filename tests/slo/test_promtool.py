@@ -11,7 +11,6 @@ promtool must agree one step before and one step after it.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ import yaml
 from genai_sre.slo.engine import alert_labels
 from genai_sre.slo.rules import render, rule_groups
 from genai_sre.slo.spec import SLOFile, parse_slos
+from tests.servers import binary, promtool
 from tests.slo.scenarios import Series, alert_check, input_series, parity_checks, run_engine, transitions
-
-pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 
 DAY_MIN = 1440
 HEALTHY = 3 * DAY_MIN  # minutes of history before anything happens
@@ -176,7 +174,7 @@ def promtool_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tupl
     }
     # The three runs are independent: start them together.
     procs = {
-        k: subprocess.Popen(["promtool", "test", "rules", p.name], cwd=tmp, stdout=subprocess.PIPE,
+        k: subprocess.Popen([binary("promtool"), "test", "rules", p.name], cwd=tmp, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
         for k, p in files.items()
     }
@@ -186,8 +184,7 @@ def promtool_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tupl
 def test_generated_rules_pass_promtool_check(tmp_path: Path) -> None:
     path = tmp_path / "rules.yml"
     path.write_text(render(SPIKE_SLOS))
-    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool("check", "rules", path, timeout_s=60)
 
 
 def test_engine_pages_in_minute_nine_and_resolves() -> None:

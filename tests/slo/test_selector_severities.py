@@ -9,8 +9,6 @@ self-monitoring page (`up == 0`) carries the mapped severity too.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from genai_sre.errors import ConfigError
 from genai_sre.slo.engine import alert_labels
 from genai_sre.slo.rules import render, rule_groups
 from genai_sre.slo.spec import parse_slos
+from tests.servers import promtool
 
 SLOS_TEXT = """
 service: shop-llm
@@ -73,7 +72,6 @@ def test_selector_forms_are_normalised() -> None:
     assert slos.selector_for(slos.get("a")) == 'namespace=~"prod-.*", app!="x"'
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_promtool_pages_only_the_selected_application_with_mapped_severities(tmp_path: Path) -> None:
     slos = parse_slos(SLOS_TEXT)
     (tmp_path / "rules.yml").write_text(render(slos))
@@ -113,9 +111,7 @@ def test_promtool_pages_only_the_selected_application_with_mapped_severities(tmp
         }],
     }
     (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
-    result = subprocess.run(["promtool", "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool("test", "rules", "test.yml", cwd=tmp_path)
 
 
 def test_mapped_page_severity_opens_incidents(tmp_path: Path) -> None:

@@ -24,12 +24,9 @@ from genai_sre.mock.scenario import Latency, Phase, Scenario
 from genai_sre.slo.rules import render
 from genai_sre.slo.spec import load_slos
 from tests.harness import stack
-from tests.slo.promserver import PROMETHEUS, firing, prometheus
+from tests.servers import prometheus
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make system-deps)"),
-]
+pytestmark = pytest.mark.integration
 
 SLO_FILE = """
 service: it
@@ -76,12 +73,12 @@ def test_sidecar_scraped_by_prometheus_pages_on_the_error_scenario(tmp_path: Pat
         sender.start()
         try:
             target = s.admin_url.removeprefix("http://")
-            with prometheus(tmp_path, render(load_slos(slo_path)), target) as prom:
+            with prometheus(tmp_path, [target], rules=render(load_slos(slo_path))) as prom:
                 deadline = time.monotonic() + 60
                 pages: list[dict[str, object]] = []
                 while not pages and time.monotonic() < deadline:
                     time.sleep(0.5)
-                    pages = firing(prom, "page")
+                    pages = prom.firing("page")
                 assert pages, "Prometheus did not page within 60 s"
                 labels = pages[0]["labels"]
                 assert isinstance(labels, dict)

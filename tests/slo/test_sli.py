@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from genai_sre.events import Evaluation, Exchange, Finding
+from dataclasses import replace
+
+from genai_sre.events import Evaluation, Finding
 from genai_sre.slo.engine import SLOEngine
 from genai_sre.slo.sli import SLIRecorder
 from genai_sre.slo.spec import parse_slos
+from tests.factories import exchange
 
 SLOS = parse_slos(
     """
@@ -40,13 +43,7 @@ class Events:
         self.seen.append((slo, good))
 
 
-def _exchange(**kw: object) -> Exchange:
-    base: dict[str, object] = dict(
-        id="x", started_at=600.0, provider="openai", operation="chat", route="/v1/chat/completions",
-        upstream="u", status=200, stream=True, model="gpt-x", ttft_s=0.5,
-    )
-    base.update(kw)
-    return Exchange(**base)  # type: ignore[arg-type]
+CHAT = exchange(started_at=600.0, model="gpt-x", ttft_s=0.5)
 
 
 def test_availability_inline_filters_and_probes() -> None:
@@ -67,11 +64,11 @@ def test_latency_and_quality_leave_out_unscored_and_probes() -> None:
     rec = SLIRecorder(SLOS, events, engine)
     risky = Finding(name="hallucination_risk", score=0.9, detector="halu", attributes={"slo_flagged": True})
     fine = Finding(name="hallucination_risk", score=0.1, detector="halu", attributes={"slo_flagged": False})
-    rec.on_evaluation(Evaluation(_exchange(ttft_s=3.0), (risky,), {"halu": "scored"}))
-    rec.on_evaluation(Evaluation(_exchange(ttft_s=1.0), (fine,), {"halu": "scored"}))
-    rec.on_evaluation(Evaluation(_exchange(ttft_s=None, status=502), (), {"halu": "failed"}))
-    rec.on_evaluation(Evaluation(_exchange(model="other"), (), {"halu": "sampled_out"}))
-    rec.on_evaluation(Evaluation(_exchange(probe=True, ttft_s=9.0), (risky,), {"halu": "scored"}))
+    rec.on_evaluation(Evaluation(replace(CHAT, ttft_s=3.0), (risky,), {"halu": "scored"}))
+    rec.on_evaluation(Evaluation(replace(CHAT, ttft_s=1.0), (fine,), {"halu": "scored"}))
+    rec.on_evaluation(Evaluation(replace(CHAT, ttft_s=None, status=502), (), {"halu": "failed"}))
+    rec.on_evaluation(Evaluation(replace(CHAT, model="other"), (), {"halu": "sampled_out"}))
+    rec.on_evaluation(Evaluation(replace(CHAT, probe=True, ttft_s=9.0), (risky,), {"halu": "scored"}))
     assert events.seen == [
         ("ttft", False), ("grounded", False), ("flagged", False),
         ("ttft", True), ("grounded", True), ("flagged", True),
@@ -86,7 +83,7 @@ def test_time_slices_emit_one_event_per_slice() -> None:
 
     def disparity(t: float, score: float) -> Evaluation:
         f = Finding(name="fairness_disparity", score=score, detector="bias")
-        return Evaluation(_exchange(started_at=t, model="other"), (f,), {"bias": "scored"})
+        return Evaluation(replace(CHAT, started_at=t, model="other"), (f,), {"bias": "scored"})
 
     rec.on_evaluation(disparity(600.0, 0.2))
     rec.on_evaluation(disparity(630.0, 1.5))  # the max of minute 10 is >= 1: bad

@@ -10,6 +10,7 @@ import pytest
 from genai_sre.config import RedactionConfig, RedactionPattern, StorageConfig, load_config
 from genai_sre.errors import ConfigError
 from genai_sre.storage.redact import BUILTIN, Redactor, redact
+from tests.factories import exchange
 
 EXAMPLES = {
     "api_key": ("use sk-proj-abcdefghijklmnop1234 now", "[KEY]"),
@@ -63,7 +64,7 @@ def test_bad_redaction_config_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_evidence_store_uses_the_configured_redaction(tmp_path: Path) -> None:
-    from genai_sre.events import Evaluation, Exchange, Finding
+    from genai_sre.events import Evaluation, Finding
     from genai_sre.storage.samples import SampleStore
 
     config = StorageConfig(
@@ -72,9 +73,7 @@ def test_the_evidence_store_uses_the_configured_redaction(tmp_path: Path) -> Non
     )
     store = SampleStore(tmp_path, config)
     now = time.time()
-    ex = Exchange(id="e1", started_at=now, provider="openai", operation="chat", route="/v1/chat/completions",
-                  upstream="u", status=200, stream=False, question="Is Project Falcon late? mail bob@corp.com",
-                  answer="yes")
+    ex = exchange(id="e1", started_at=now, question="Is Project Falcon late? mail bob@corp.com", answer="yes")
     store.consume(Evaluation(ex, (Finding("hallucination_risk", 0.9, "flagged", detector="h"),)))
     store.close()
     rows = SampleStore(tmp_path, config).samples(now - 10, now + 10, 10)

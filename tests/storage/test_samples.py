@@ -7,10 +7,11 @@ import pytest
 
 from genai_sre.config import StorageConfig
 from genai_sre.errors import StorageError
-from genai_sre.events import ContextPart, Evaluation, Exchange, Finding
+from genai_sre.events import Evaluation, Finding
 from genai_sre.storage.db import open_db
 from genai_sre.storage.redact import redact
 from genai_sre.storage.samples import SampleStore
+from tests.factories import evaluation
 
 PII = {
     "email": "write to jane.roe@example.org please",
@@ -44,34 +45,23 @@ def test_redaction_keeps_ordinary_facts() -> None:
     assert redact(text) == text
 
 
-def _evaluation(i: int, at: float, answer: str, label: str = "flagged") -> Evaluation:
-    ex = Exchange(
-        id=f"ex-{i}",
-        started_at=at,
-        provider="openai",
-        operation="chat",
-        route="/v1/chat/completions",
-        upstream="u",
-        status=200,
-        stream=False,
-        model="m",
-        question="Q " + PII["email"],
-        answer=answer,
-        context=(ContextPart("system", PII["card"]),),
-    )
+def _risky(i: int, at: float, answer: str, label: str = "flagged") -> Evaluation:
     f = Finding(
-        name="hallucination_risk", score=0.9, label=label, explanation=PII["phone"], detector="h", exchange_id=ex.id
+        name="hallucination_risk", score=0.9, label=label, explanation=PII["phone"], detector="h", exchange_id=f"ex-{i}"
     )
-    return Evaluation(exchange=ex, findings=(f,), outcomes={"h": "scored"})
+    return evaluation(
+        (f,), {"h": "scored"}, id=f"ex-{i}", started_at=at, model="m", question="Q " + PII["email"], answer=answer,
+        context=PII["card"],
+    )
 
 
 def test_stored_samples_are_redacted_and_retention_deletes_old_rows(tmp_path: Path) -> None:
     cfg = StorageConfig(data_dir=str(tmp_path), store_samples=True, sample_rate=1.0, retention_days=1, max_samples=3)
     store = SampleStore(tmp_path, cfg)
     now = time.time()
-    store.consume(_evaluation(0, now - 3 * 86400, "old " + PII["key"]))
+    store.consume(_risky(0, now - 3 * 86400, "old " + PII["key"]))
     for i in range(1, 6):
-        store.consume(_evaluation(i, now - i, "answer " + PII["iban"]))
+        store.consume(_risky(i, now - i, "answer " + PII["iban"]))
     store.flush()
     raw = b"".join(f.read_bytes() for f in tmp_path.iterdir())
     for secret in SECRETS:
@@ -86,8 +76,8 @@ def test_stored_samples_are_redacted_and_retention_deletes_old_rows(tmp_path: Pa
 
 def test_without_content_only_flagged_findings_are_kept(tmp_path: Path) -> None:
     store = SampleStore(tmp_path, StorageConfig(store_samples=False))
-    store.consume(_evaluation(1, time.time(), "secret answer", label="pass"))
-    store.consume(_evaluation(2, time.time(), "secret answer", label="flagged"))
+    store.consume(_risky(1, time.time(), "secret answer", label="pass"))
+    store.consume(_risky(2, time.time(), "secret answer", label="flagged"))
     store.flush()
     rows = store.samples(0, time.time() + 1, bad_only=False)
     assert [r["id"] for r in rows] == ["ex-2"] and rows[0]["answer"] is None

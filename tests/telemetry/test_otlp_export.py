@@ -17,7 +17,8 @@ from genai_sre.app import Sidecar
 from genai_sre.config import Config, DetectorConfig, OTLPConfig, TelemetryConfig
 from genai_sre.mock.scenario import Latency, Phase, Scenario
 from genai_sre.telemetry.otlp import OTLPExporter, build_otlp
-from tests.harness import Stack, free_port, stack
+from tests.harness import Stack, stack
+from tests.servers import free_port
 from tests.telemetry.receiver import Receiver, attrs, receiver
 
 pytestmark = pytest.mark.integration

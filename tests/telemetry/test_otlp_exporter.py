@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genai_sre.config import OTLPConfig
@@ -9,7 +11,7 @@ from genai_sre.events import Evaluation, TraceIds
 from genai_sre.telemetry.metrics import Metrics
 from genai_sre.telemetry.otlp import OTLPExporter
 from genai_sre.telemetry.otlp_config import resolve_settings
-from tests.telemetry.test_spans import FINDING, TRACE, exchange
+from tests.telemetry.test_spans import FINDING, STREAMED, TRACE
 
 SLOW = {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_METRIC_EXPORT_INTERVAL": "600000"}
 
@@ -25,10 +27,10 @@ def test_bounded_queue_sampling_and_shutdown_are_counted() -> None:
     exporter = OTLPExporter(settings, metrics, spans=memory)
     try:
         unsampled = TraceIds(TRACE.trace_id, "1" * 16, "2" * 16, parent_span_id=TRACE.parent_span_id, sampled=False)
-        exporter.consume(Evaluation(exchange(trace=unsampled)))
+        exporter.consume(Evaluation(replace(STREAMED, trace=unsampled)))
         assert exporter.queued == 0  # the client's parent was not sampled
         for _ in range(5):
-            exporter.consume(Evaluation(exchange(), (FINDING,)))
+            exporter.consume(Evaluation(STREAMED, (FINDING,)))
         assert exporter.queued == 2 and dropped(metrics, "queue_full") == 3
         assert exporter.force_flush(5.0)
         spans = memory.get_finished_spans()
@@ -37,6 +39,6 @@ def test_bounded_queue_sampling_and_shutdown_are_counted() -> None:
         assert exported == 2
     finally:
         exporter.shutdown(2.0)
-    exporter.consume(Evaluation(exchange()))
+    exporter.consume(Evaluation(STREAMED))
     assert dropped(metrics, "shutdown") == 1
     assert not exporter.force_flush(0.1)

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, StatusCode
 
-from genai_sre.events import Evaluation, Exchange, Finding, Message, TraceIds, Usage
+from genai_sre.events import Evaluation, Finding, TraceIds, Usage
 from genai_sre.storage.redact import redact
 from genai_sre.telemetry.spans import SpanBuilder
+from tests.factories import exchange
 
 TRACE = TraceIds(
     trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
@@ -18,33 +20,28 @@ TRACE = TraceIds(
 )
 
 
-def exchange(**kw: object) -> Exchange:
-    base: dict[str, object] = dict(
-        id="req-1",
-        started_at=1_700_000_000.0,
-        provider="openai",
-        operation="chat",
-        route="/v1/chat/completions",
-        upstream="mock",
-        status=200,
-        stream=True,
-        model="gpt-4o-mini",
-        response_model="gpt-4o-mini-2024",
-        response_id="chatcmpl-1",
-        messages=(Message("user", "Mail me at jane@example.com about the zebra"),),
-        answer="The zebra is striped.",
-        finish_reason="stop",
-        usage=Usage(12, 5),
-        ttft_s=0.25,
-        duration_s=1.5,
-        upstream_duration_s=1.4,
-        request_params={"temperature": 0.2, "max_completion_tokens": 64, "n": 1, "seed": 7},
-        server_address="api.example.com",
-        server_port=443,
-        trace=TRACE,
-    )
-    base.update(kw)
-    return Exchange(**base)  # type: ignore[arg-type]
+# a streamed chat answer with usage, request parameters and the client's trace context
+STREAMED = exchange(
+    id="req-1",
+    started_at=1_700_000_000.0,
+    upstream="mock",
+    stream=True,
+    model="gpt-4o-mini",
+    response_model="gpt-4o-mini-2024",
+    response_id="chatcmpl-1",
+    context="",
+    question="Mail me at jane@example.com about the zebra",
+    answer="The zebra is striped.",
+    finish_reason="stop",
+    usage=Usage(12, 5),
+    ttft_s=0.25,
+    duration_s=1.5,
+    upstream_duration_s=1.4,
+    request_params={"temperature": 0.2, "max_completion_tokens": 64, "n": 1, "seed": 7},
+    server_address="api.example.com",
+    server_port=443,
+    trace=TRACE,
+)
 
 
 FINDING = Finding(
@@ -62,7 +59,7 @@ def builder(capture: bool = False, sampler: object = None) -> SpanBuilder:
 
 
 def test_server_and_upstream_spans_carry_the_wire_ids_and_genai_attributes() -> None:
-    server, upstream = builder().build(Evaluation(exchange(), (FINDING,)), now_ns=1)
+    server, upstream = builder().build(Evaluation(STREAMED, (FINDING,)), now_ns=1)
     assert server.name == upstream.name == "chat gpt-4o-mini"
     assert server.kind is SpanKind.SERVER and upstream.kind is SpanKind.CLIENT
     assert server.context is not None and upstream.context is not None and server.parent is not None
@@ -97,10 +94,10 @@ def test_server_and_upstream_spans_carry_the_wire_ids_and_genai_attributes() -> 
 
 
 def test_no_content_unless_captured_and_then_redacted() -> None:
-    server, upstream = builder().build(Evaluation(exchange(), (FINDING,)), now_ns=1)
+    server, upstream = builder().build(Evaluation(STREAMED, (FINDING,)), now_ns=1)
     for span in (server, upstream):
         assert "zebra" not in json.dumps({k: str(v) for k, v in (span.attributes or {}).items()})
-    server, upstream = builder(capture=True).build(Evaluation(exchange(), (FINDING,)), now_ns=1)
+    server, upstream = builder(capture=True).build(Evaluation(STREAMED, (FINDING,)), now_ns=1)
     a = dict(server.attributes or {})
     inputs = json.loads(str(a["gen_ai.input.messages"]))
     assert inputs == [
@@ -113,31 +110,31 @@ def test_no_content_unless_captured_and_then_redacted() -> None:
 
 
 def test_failed_request_sets_error_type_and_status() -> None:
-    ex = exchange(status=502, error="connect", stream=False, ttft_s=None, answer="", finish_reason=None)
+    ex = replace(STREAMED, status=502, error="connect", stream=False, ttft_s=None, answer="", finish_reason=None)
     server, upstream = builder().build(Evaluation(ex), now_ns=1)
     for span in (server, upstream):
         assert dict(span.attributes or {})["error.type"] == "connect"
         assert span.status.status_code is StatusCode.ERROR
     assert "gen_ai.request.stream" not in dict(server.attributes or {})
-    http_error = exchange(status=429, stream=False)
+    http_error = replace(STREAMED, status=429, stream=False)
     server, _ = builder().build(Evaluation(http_error), now_ns=1)
     assert dict(server.attributes or {})["error.type"] == "429"
 
 
 def test_sampler_follows_the_parent_flag_and_the_ratio() -> None:
     b = builder()
-    assert b.sampled(exchange())
+    assert b.sampled(STREAMED)
     unsampled = TraceIds(**{**{f: getattr(TRACE, f) for f in TRACE.__slots__}, "sampled": False})  # type: ignore[attr-defined]
-    assert not b.sampled(exchange(trace=unsampled))
+    assert not b.sampled(replace(STREAMED, trace=unsampled))
     root = TraceIds(trace_id="0" * 31 + "1", server_span_id="1" * 16, upstream_span_id="2" * 16)
-    assert builder(sampler=TraceIdRatioBased(0.5)).sampled(exchange(trace=root))
+    assert builder(sampler=TraceIdRatioBased(0.5)).sampled(replace(STREAMED, trace=root))
     high = TraceIds(trace_id="f" * 32, server_span_id="1" * 16, upstream_span_id="2" * 16)
-    assert not builder(sampler=TraceIdRatioBased(0.5)).sampled(exchange(trace=high))
+    assert not builder(sampler=TraceIdRatioBased(0.5)).sampled(replace(STREAMED, trace=high))
 
 
 def test_exchange_without_trace_gets_stable_ids() -> None:
-    a, _ = builder().build(Evaluation(exchange(trace=None)), now_ns=1)
-    b, _ = builder().build(Evaluation(exchange(trace=None)), now_ns=1)
+    a, _ = builder().build(Evaluation(replace(STREAMED, trace=None)), now_ns=1)
+    b, _ = builder().build(Evaluation(replace(STREAMED, trace=None)), now_ns=1)
     assert a.context is not None and b.context is not None
     assert a.context.trace_id == b.context.trace_id and a.parent is None
 
@@ -145,7 +142,8 @@ def test_exchange_without_trace_gets_stable_ids() -> None:
 def test_attribution_user_and_conversation_attributes() -> None:
     from genai_sre.telemetry.attribution import UserId
 
-    ex = exchange(
+    ex = replace(
+        STREAMED,
         labels={"tenant": "acme", "app": "shop"},
         user="alice@example.com",
         conversation_id="conv_1",
@@ -161,6 +159,6 @@ def test_attribution_user_and_conversation_attributes() -> None:
     assert "user.id" not in dict(upstream.attributes or {})
     omitted = SpanBuilder(Resource.create({}), ParentBased(ALWAYS_ON), False, redact, UserId("omit"))
     assert "user.id" not in dict(omitted.build(Evaluation(ex), 1)[0].attributes or {})
-    anonymous = hashed.build(Evaluation(exchange()), 1)[0]
+    anonymous = hashed.build(Evaluation(STREAMED), 1)[0]
     assert "user.id" not in dict(anonymous.attributes or {})
     assert dict(anonymous.attributes or {})["genai_sre.tenant"] == "none"

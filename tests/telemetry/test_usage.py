@@ -10,24 +10,20 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from genai_sre.config import Config, LabelsConfig, ModelPrice, PricesConfig, TelemetryConfig
-from genai_sre.events import Evaluation, Exchange, Usage
+from genai_sre.events import Evaluation, Usage
 from genai_sre.proxy.routes import BoundedLabel
 from genai_sre.telemetry.attribution import AttributionLabels, UserId
 from genai_sre.telemetry.metrics import Metrics
 from genai_sre.telemetry.pricing import PriceTable
 from genai_sre.telemetry.usage import UsageMetrics
+from tests.factories import exchange
 from tests.harness import stack
 
 PRICES = PriceTable({"gpt-4o": ModelPrice(input=2.5, output=10.0, cache_read=1.25)})
 
 
-def _exchange(**kw: object) -> Exchange:
-    base = dict(
-        id="x", started_at=0.0, provider="openai", operation="chat", route="/v1/chat/completions", upstream="u",
-        status=200, stream=False, model="gpt-4o", upstream_duration_s=0.4, labels={"tenant": "acme", "app": "shop"},
-    )
-    base.update(kw)
-    return Exchange(**base)  # type: ignore[arg-type]
+# a non-streaming gpt-4o answer attributed to tenant acme and app shop
+SHOP = exchange(upstream_duration_s=0.4, labels={"tenant": "acme", "app": "shop"})
 
 
 def _sink() -> tuple[UsageMetrics, CollectorRegistry]:
@@ -38,7 +34,7 @@ def _sink() -> tuple[UsageMetrics, CollectorRegistry]:
 def test_reported_usage_is_counted_priced_and_attributed() -> None:
     sink, reg = _sink()
     usage = Usage(input_tokens=1000, output_tokens=200, cache_read_tokens=800, reasoning_tokens=50)
-    sink.consume(Evaluation(_exchange(usage=usage, response_model="gpt-4o-2024-08-06")))
+    sink.consume(Evaluation(replace(SHOP, usage=usage, response_model="gpt-4o-2024-08-06")))
     who = {"model": "gpt-4o", "tenant": "acme", "app": "shop"}
     get = reg.get_sample_value
     for token_type, n in (("input", 1000), ("output", 200), ("cache_read", 800), ("reasoning", 50)):
@@ -55,25 +51,25 @@ def test_reported_usage_is_counted_priced_and_attributed() -> None:
 def test_unpriced_missing_estimated_supplement_and_probe() -> None:
     sink, reg = _sink()
     get = reg.get_sample_value
-    sink.consume(Evaluation(_exchange(model="my-llama", usage=Usage(10, 5))))
+    sink.consume(Evaluation(replace(SHOP, model="my-llama", usage=Usage(10, 5))))
     assert get("genai_sre_usage_requests_total", {"model": "my-llama", "tenant": "acme", "app": "shop",
                                                   "pricing": "unpriced"}) == 1
     assert get("genai_sre_cost_usd_total", {"model": "my-llama", "tenant": "acme", "app": "shop",
                                             "source": "usage"}) is None
-    sink.consume(Evaluation(_exchange(usage=Usage(), labels={})))
+    sink.consume(Evaluation(replace(SHOP, usage=Usage(), labels={})))
     assert get("genai_sre_usage_requests_total", {"model": "gpt-4o", "tenant": "none", "app": "none",
                                                   "pricing": "no_usage"}) == 1
     # estimated counts are marked and kept out of the convention's histogram
-    sink.consume(Evaluation(_exchange(usage=Usage(100, 10, estimated=True))))
+    sink.consume(Evaluation(replace(SHOP, usage=Usage(100, 10, estimated=True))))
     who = {"model": "gpt-4o", "tenant": "acme", "app": "shop"}
     assert get("genai_sre_tokens_total", {**who, "token_type": "input", "source": "estimated"}) == 100
     assert get("genai_sre_cost_usd_total", {**who, "source": "estimated"}) == pytest.approx(350 / 1e6)
     op = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
     assert get("gen_ai_client_token_usage_count", {**op, "gen_ai_token_type": "input"}) is None
     # a supplement's exchange was counted already; a probe is the sidecar's own spending
-    sink.consume(Evaluation(_exchange(usage=Usage(100, 10)), supplement=True))
+    sink.consume(Evaluation(replace(SHOP, usage=Usage(100, 10)), supplement=True))
     assert get("genai_sre_tokens_total", {**who, "token_type": "input", "source": "usage"}) is None
-    sink.consume(Evaluation(_exchange(usage=Usage(100, 10), probe=True)))
+    sink.consume(Evaluation(replace(SHOP, usage=Usage(100, 10), probe=True)))
     assert get("genai_sre_usage_requests_total", {"model": "gpt-4o", "tenant": "genai-sre", "app": "probes",
                                                   "pricing": "priced"}) == 1
 
