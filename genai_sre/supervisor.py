@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_TIMEOUT_S = 5.0
 STARTUP_TIMEOUT_S = 180.0
 BACKOFF_MAX_S = 30.0
+EX_CONFIG = 78  # a child's exit status for a configuration error (sysexits.h): restarting cannot help
 
 
 def command_prefix() -> list[str]:
@@ -109,6 +110,8 @@ class Supervisor:
         self.admin_port = config.admin.port
         self._runtime = Path(tempfile.mkdtemp(prefix="genai-sre-"))  # 0700: only our children reach the channel
         self._wakeup: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self.exit_code = 0
 
     def bind(self) -> None:
         """Bind every socket now, so a busy port fails before any child starts."""
@@ -195,6 +198,14 @@ class Supervisor:
             logger.error("%s sent no heartbeat for %.1f s: replacing it", child.name, silent, extra={"pid": proc.pid})
             proc.kill()
             proc.wait()
+        elif code == EX_CONFIG:
+            logger.error("%s stopped on a configuration error (above): shutting down", child.name)
+            self._close_pipe(child)
+            child.proc = None
+            self.exit_code = 2
+            if self._stop is not None:
+                self._stop.set()
+            return
         else:
             logger.error("%s exited with %s: replacing it", child.name, code, extra={"pid": proc.pid})
         self._close_pipe(child)
@@ -212,7 +223,7 @@ class Supervisor:
         """Start the children, supervise until SIGTERM/SIGINT, then shut down in order."""
         os.environ.setdefault("GENAI_SRE_PROBE_TOKEN", probe_token())  # one probe secret for every child
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         self._wakeup = asyncio.Event()
@@ -235,7 +246,7 @@ class Supervisor:
             for child in self.children:
                 self._check(child, now)
         await self._shutdown()
-        return 0
+        return self.exit_code
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
         assert self._wakeup is not None
