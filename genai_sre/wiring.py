@@ -108,6 +108,7 @@ def _wire_slos(agent: Agent, router: Any) -> None:
     shortest = min((w for s in slos.slos for w in slos.recording_windows_s(s)), default=300.0)
     # buckets of a tenth of the shortest window (10 s for the default 5m), so short windows stay precise
     windows = WindowSettings(fine_bucket_s=min(10.0, max(0.5, shortest / 10)))
+    snapshot_failures = agent.metrics.counter("genai_sre_slo_snapshot_failures")
     engine = SLOEngine(
         slos,
         clock=agent.wall,
@@ -115,6 +116,7 @@ def _wire_slos(agent: Agent, router: Any) -> None:
         store=SLOStore(agent.data_dir / "slo.db"),
         snapshot_interval_s=config.slo.snapshot_interval_s,
         alerting=config.slo.evaluate == "inprocess",
+        on_snapshot_error=snapshot_failures.inc,
     )
     engine.restore()
     agent.registry.register(SLOCollector(engine))
@@ -136,11 +138,17 @@ def _wire_slos(agent: Agent, router: Any) -> None:
     async def evaluate_now() -> None:
         agent.refresh_stats()  # availability events up to now
         recorder.flush()
-        for alert in engine.evaluate():
+        # Alerts first, the snapshot after and off the event loop: a page never waits on, or dies with, the disk.
+        for alert in engine.evaluate(snapshot=False):
             alert = _with_evidence(alert, recorder.evidence(alert.labels.get("slo", "")))
             agent.recent_alerts.append(alert)
             if router is not None:
-                await router.submit(alert)
+                try:
+                    await router.submit(alert)
+                except Exception:  # isolation boundary: one alert that cannot be filed must not drop the others
+                    logger.exception("filing alert %s failed", alert.labels.get("alertname", "?"))
+        if engine.snapshot_due():
+            await asyncio.to_thread(engine.try_snapshot)
 
     async def loop() -> None:
         while True:

@@ -4,8 +4,13 @@
 recorder). `evaluate()`, called every evaluation interval, applies the
 multiwindow multi-burn-rate policy of `burn_rate.py` to every SLO and returns
 only the *changes*: newly firing alerts and resolved ones, as `Alert`
-records. It also writes a snapshot when the snapshot interval has passed;
-`close()` writes a last one.
+records. It also writes a snapshot when the snapshot interval has passed
+(or leaves that to its caller, `snapshot=False`); `close()` writes a last one.
+
+Alerts never depend on the snapshot: `evaluate()` computes and returns them
+whatever the store does. A snapshot that fails (disk full, database locked) is
+logged, counted (`on_snapshot_error`, the metric
+`genai_sre_slo_snapshot_failures_total`) and retried at the next evaluation.
 
 With `alerting=False` (the `slo.evaluate: prometheus` fleet mode) the engine
 still counts, snapshots and reports `status()`, but `evaluate()` returns no
@@ -123,12 +128,15 @@ class SLOEngine:
         store: SLOStore | None = None,
         snapshot_interval_s: float = 10.0,
         alerting: bool = True,
+        on_snapshot_error: Callable[[], None] | None = None,
     ) -> None:
         self.slos = slos
         self.clock = clock
         self.store = store
         self.snapshot_interval_s = snapshot_interval_s
         self.alerting = alerting
+        self.on_snapshot_error = on_snapshot_error
+        self.snapshot_failures = 0  # consecutive failed snapshots (0 after a good one)
         settings = windows or WindowSettings()
         self._tracked = {s.name: _Tracked(slos, s, settings) for s in slos.slos}
         self._firing: dict[tuple[str, Severity], float] = {}
@@ -150,8 +158,11 @@ class SLOEngine:
     def _counts(self, tracked: _Tracked, now: float) -> dict[float, tuple[int, int]]:
         return {w: tracked.windows.counts(now, w) for w in tracked.window_list}
 
-    def evaluate(self, now: float | None = None) -> list[Alert]:
-        """Alert state changes since the last call (none in fleet mode); snapshots when due."""
+    def evaluate(self, now: float | None = None, snapshot: bool = True) -> list[Alert]:
+        """Alert state changes since the last call (none in fleet mode); snapshots when due and `snapshot`.
+
+        The changes are returned even when the snapshot fails (see `try_snapshot`).
+        """
         now = self.clock() if now is None else now
         changes: list[Alert] = []
         with self._lock:
@@ -168,9 +179,33 @@ class SLOEngine:
                     elif severity not in fired and was is not None:
                         del self._firing[key]
                         changes.append(self._alert(tracked, severity, counts, was, now))
-        if self.store is not None and now - self._last_snapshot >= self.snapshot_interval_s:
-            self.snapshot(now)
+        if snapshot and self.snapshot_due(now):
+            self.try_snapshot(now)
         return changes if self.alerting else []
+
+    def snapshot_due(self, now: float | None = None) -> bool:
+        """A store is set and the snapshot interval passed since the last good snapshot."""
+        now = self.clock() if now is None else now
+        return self.store is not None and now - self._last_snapshot >= self.snapshot_interval_s
+
+    def try_snapshot(self, now: float | None = None) -> bool:
+        """`snapshot()`, except that a failure is logged, counted and left for the next call to retry."""
+        try:
+            self.snapshot(now)
+        except Exception as exc:  # isolation boundary: a disk or database problem must not cost an alert
+            self.snapshot_failures += 1
+            path = getattr(self.store, "path", "the SLO store")
+            logger.warning(
+                "SLO snapshot to %s failed (%d in a row): %s; alerts are unaffected, retrying at the next evaluation",
+                path, self.snapshot_failures, exc, exc_info=self.snapshot_failures == 1,
+            )
+            if self.on_snapshot_error is not None:
+                self.on_snapshot_error()
+            return False
+        if self.snapshot_failures:
+            logger.warning("SLO snapshot written again after %d failed attempt(s)", self.snapshot_failures)
+            self.snapshot_failures = 0
+        return True
 
     def _alert(
         self, tracked: _Tracked, severity: Severity, counts: Mapping[float, tuple[int, int]],
@@ -309,7 +344,7 @@ class SLOEngine:
         return state.saved_at
 
     def close(self) -> None:
-        """Write a last snapshot and close the store."""
+        """Write a last snapshot (a failure is logged and counted) and close the store."""
         if self.store is not None:
-            self.snapshot()
+            self.try_snapshot()
             self.store.close()
