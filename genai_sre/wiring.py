@@ -33,10 +33,10 @@ class _Evidence:
     store: SampleStore
     engine: Any = None
 
-    def samples(self, start: float, end: float, limit: int) -> list[dict[str, Any]]:
-        return self.store.samples(start, end, limit)
+    def samples(self, start: float, end: float, limit: int, slo: str | None = None) -> list[dict[str, Any]]:
+        return self.store.samples(start, end, limit, slo=slo)
 
-    def slo_figures(self, slo: str, start: float, end: float) -> dict[str, float] | None:
+    def slo_figures(self, slo: str, start: float, end: float) -> dict[str, Any] | None:
         return self.engine.figures(slo, start, end) if self.engine is not None else None
 
 
@@ -98,16 +98,13 @@ def _wire_slos(agent: Agent, router: Any) -> None:
     if not config.slo.file:
         return
     from genai_sre.slo.collector import SLOCollector
-    from genai_sre.slo.engine import SLOEngine
+    from genai_sre.slo.engine import SLOEngine, window_settings
     from genai_sre.slo.sli import SLIRecorder
     from genai_sre.slo.spec import load_slos
     from genai_sre.slo.store import SLOStore
-    from genai_sre.slo.window import WindowSettings
 
     slos = load_slos(config.resolve(config.slo.file))
-    shortest = min((w for s in slos.slos for w in slos.recording_windows_s(s)), default=300.0)
-    # buckets of a tenth of the shortest window (10 s for the default 5m), so short windows stay precise
-    windows = WindowSettings(fine_bucket_s=min(10.0, max(0.5, shortest / 10)))
+    windows = window_settings(slos)
     snapshot_failures = agent.metrics.counter("genai_sre_slo_snapshot_failures")
     engine = SLOEngine(
         slos,
@@ -131,6 +128,8 @@ def _wire_slos(agent: Agent, router: Any) -> None:
         (child if child is not None else events.labels(slo, "good" if ok else "bad")).inc()
 
     recorder = SLIRecorder(slos, emit, engine, clock=agent.wall)
+    if agent.evidence is not None:
+        agent.evidence.judge = recorder.bad_slos  # samples remember which SLOs counted them as bad
     agent.intake.on_outcomes = recorder.on_request
     agent.sinks.append(_EvaluationFeed(recorder))
     agent.slo_engine = engine

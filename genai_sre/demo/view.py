@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rich.console import Console, Group
@@ -15,7 +15,7 @@ from rich.text import Text
 
 from genai_sre.demo.recorder import DemoRecorder
 
-__all__ = ["LiveView", "render_summary", "slo_rows"]
+__all__ = ["LiveView", "alert_evidence", "render_summary", "slo_rows"]
 
 
 def slo_rows(sidecar: Any) -> list[tuple[str, str, str, str, str]]:
@@ -135,6 +135,25 @@ class LiveView:
         return Group(*parts)
 
 
+def alert_evidence(ann: Mapping[str, str]) -> str:
+    """The evidence an alert carries, in one line: the gap between groups, or the bad events behind the burn."""
+    if "evidence_groups" in ann:
+        return (
+            f"{ann.get('evidence_metric', '')} gap {ann.get('evidence_gap', '')} "
+            f"[{ann.get('evidence_ci_low', '')}, {ann.get('evidence_ci_high', '')}] "
+            f"between {ann['evidence_groups'].replace('|', ' and ')}"
+        )
+    parts = []
+    statuses = ann.get("evidence_statuses", "")
+    if statuses and any(not s.startswith("status=2") for s in statuses.split(", ")):
+        parts.append(f"{ann.get('evidence_bad_events', '?')} bad events: {statuses}")
+    elif "evidence_bad_events" in ann:
+        parts.append(f"{ann['evidence_bad_events']} bad events")
+    if ann.get("evidence_worst"):
+        parts.append(f"worst {ann['evidence_worst']}: {ann.get('description', '')[:120]}")
+    return "; ".join(parts)
+
+
 def render_summary(console: Console, result: Any) -> None:
     rec: DemoRecorder = result.recorder
     sidecar = result.sidecar
@@ -178,14 +197,7 @@ def render_summary(console: Console, result: Any) -> None:
                 continue
             seen.add(key)
             ann = a.annotations
-            evidence = ""
-            if "evidence_groups" in ann:
-                evidence = (
-                    f"{ann.get('evidence_metric', '')} gap {ann.get('evidence_gap', '')} "
-                    f"[{ann.get('evidence_ci_low', '')}, {ann.get('evidence_ci_high', '')}] "
-                    f"between {ann['evidence_groups'].replace('|', ' and ')}"
-                )
-            alerts.add_row(key[0], key[1], ann.get("burn_rate", ""), evidence)
+            alerts.add_row(key[0], key[1], ann.get("burn_rate", ""), alert_evidence(ann))
         console.print(alerts)
     for key, value in result.extra.items():
         console.print(f"{key}: {value}")

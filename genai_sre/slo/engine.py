@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from genai_sre.events import Alert
 from genai_sre.slo.burn_rate import SEVERITIES, Condition, Severity, budget_remaining, conditions, error_ratio, firing
@@ -31,9 +32,11 @@ from genai_sre.slo.spec import SLOFile, SLOSpec, format_duration
 from genai_sre.slo.store import EngineState, RingState, SLOStore
 from genai_sre.slo.window import EventWindows, WindowSettings
 
-__all__ = ["SLOEngine", "SLOStatus", "WindowStatus", "alert_labels", "alert_annotations"]
+__all__ = ["SLOEngine", "SLOStatus", "WindowStatus", "alert_annotations", "alert_labels", "window_settings"]
 
 logger = logging.getLogger(__name__)
+
+MAX_PEAK_STEPS = 20_000  # window positions `figures()` sums at most for the peak burn rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,13 @@ def alert_annotations(slos: SLOFile, slo: SLOSpec, severity: Severity) -> dict[s
     return {**out, **slo.alerting.annotations, **sev.annotations}
 
 
+def window_settings(slos: SLOFile) -> WindowSettings:
+    """The bucket sizes for an SLO file: fine buckets of a tenth of its shortest window (10 s for 5m, at
+    least 0.5 s), so short windows stay precise. The sidecar and every command reading its snapshot use this."""
+    shortest = min((w for s in slos.slos for w in slos.recording_windows_s(s)), default=300.0)
+    return WindowSettings(fine_bucket_s=min(10.0, max(0.5, shortest / 10)))
+
+
 class _Tracked:
     __slots__ = ("spec", "windows", "conds", "min_events", "window_list")
 
@@ -137,7 +147,7 @@ class SLOEngine:
         self.alerting = alerting
         self.on_snapshot_error = on_snapshot_error
         self.snapshot_failures = 0  # consecutive failed snapshots (0 after a good one)
-        settings = windows or WindowSettings()
+        settings = windows or window_settings(slos)
         self._tracked = {s.name: _Tracked(slos, s, settings) for s in slos.slos}
         self._firing: dict[tuple[str, Severity], float] = {}
         self._lock = threading.Lock()
@@ -246,25 +256,42 @@ class SLOEngine:
             start = at - (k + 1) * step
         return start
 
-    def figures(self, slo: str, start: float, end: float) -> dict[str, float] | None:
-        """Events, budget spent and peak burn of one SLO over [start, end] (for postmortems)."""
+    def figures(self, slo: str, start: float, end: float) -> dict[str, Any] | None:
+        """Events, budget and burn of one SLO over [start, end], for postmortems.
+
+        The same quantities as the alerts: `peak_burn_rate` is the largest burn rate over the
+        alerts' shortest window (`window`, the window of an alert's `burn_rate` annotation) at
+        every bucket position ending within [start, end], so it is never below a burn rate an
+        alert reported in the interval. `budget_consumed` is the bad events of the interval
+        over the period's allowed bad events; `budget_remaining` the share left at `end`.
+        """
         tracked = self._tracked.get(slo)
         if tracked is None or end <= start:
             return None
         spec = tracked.spec
         step = tracked.window_list[0]
+        windows = tracked.windows
+        bucket = (windows.fine if step <= windows.settings.fine_span_s + 1e-9 else windows.coarse).width_s
+        positions = int((end - start) // bucket) + 1
+        stride = bucket * max(1, positions // MAX_PEAK_STEPS)  # at most MAX_PEAK_STEPS window sums
         with self._lock:
             bad, total = tracked.windows.counts(end, end - start)
             pbad, ptotal = tracked.windows.counts(end, spec.period_s)
             peak = 0.0
             t = end
-            while t > start:
+            while t > start - 1e-9:
                 wbad, wtotal = tracked.windows.counts(t, step)
                 if wtotal:
                     peak = max(peak, wbad / wtotal / spec.error_budget)
-                t -= step
+                t -= stride
         allowed = spec.error_budget * ptotal
-        out = {"objective": spec.objective / 100.0, "total": float(total), "bad": float(bad), "peak_burn_rate": peak}
+        out: dict[str, Any] = {
+            "objective": spec.objective / 100.0,
+            "total": total,
+            "bad": bad,
+            "peak_burn_rate": peak,
+            "window": format_duration(step),
+        }
         if allowed > 0:
             out["budget_consumed"] = bad / allowed
         remaining = budget_remaining(error_ratio(pbad, ptotal), spec.error_budget)
