@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from genai_sre.alerting.notification import group_key_hash, parse_fraction
-from genai_sre.events import Incident, TimelineEvent
+from genai_sre.events import Incident, TimelineEvent, status_text
 from genai_sre.incidents.figures import incident_figures
 from genai_sre.incidents.service import DEPLOY_LOOKBACK_S, IncidentService
 
@@ -101,9 +101,8 @@ def _count(value: Any) -> str:
 
 def _status(sample: Mapping[str, Any]) -> str:
     """`status=503`, or `status=error (timeout)` for a transport failure."""
-    if sample.get("error"):
-        return f"status=error ({sample['error']})"
-    return f"status={sample.get('status') if sample.get('status') is not None else '?'}"
+    status = _num(sample.get("status"))
+    return status_text(int(status) if status is not None else None, sample.get("error"))
 
 
 def _statuses(samples: Sequence[Mapping[str, Any]]) -> str:
@@ -118,8 +117,12 @@ def _top_explanations(samples: Sequence[Mapping[str, Any]], limit: int = 5) -> l
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     features: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     explanations: dict[tuple[str, str], str] = {}
+    from genai_sre.storage.samples import BAD_LABELS
+
     for sample in samples:
         for f in sample.get("findings", ()) or ():
+            if f.get("label") not in BAD_LABELS:
+                continue  # a passing finding on a bad exchange explains nothing
             key = (str(f.get("detector", "")), str(f.get("name", "")))
             counts[key] += 1
             if isinstance(f.get("score"), (int, float)):
@@ -271,7 +274,7 @@ def render_postmortem(
         w(f"Outcome of the {len(samples)} bad exchanges sampled: {_statuses(samples)}.")
         w("")
     if top:
-        w("Most frequent detector findings among them:")
+        w("Most frequent failing detector findings among them:")
         w("")
         out.extend(top)
     else:

@@ -27,7 +27,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from genai_sre.events import Evaluation, Exchange
+from genai_sre.events import Evaluation, Exchange, status_text
 from genai_sre.slo.engine import SLOEngine
 from genai_sre.slo.spec import Filters, SLOFile, SLOSpec
 
@@ -47,11 +47,6 @@ class _Bad:
     status: str  # `status=503`, `status=error (cut)`
     value: float | None = None
     explanation: str = ""
-
-
-def status_text(status: int, error: str | None) -> str:
-    """An exchange's outcome as people read it: `status=503`, or `status=error (timeout)` for a transport failure."""
-    return f"status=error ({error})" if error else f"status={status}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,9 +224,9 @@ class SLIRecorder:
         return float(raw)
 
     def evidence(self, slo: str) -> dict[str, str]:
-        """What an alert of `slo` quotes: for a time-slice SLO the attributes of the worst finding of its latest
-        bad slice; for the others, the bad events of the alert's shortest window (`evidence_bad_events`,
-        `evidence_statuses`, `evidence_exchange_id`; latency and quality add `evidence_worst` and, from the worst
+        """What an alert of `slo` quotes (as `evidence_<key>` annotations): for a time-slice SLO the attributes
+        of the worst finding of its latest bad slice; for the others, the bad events of the alert's shortest
+        window (`bad_events`, `statuses`, `exchange_id`; latency and quality add `worst` and, from the worst
         finding, `explanation`)."""
         with self._lock:
             if slo in self._evidence:
@@ -244,15 +239,15 @@ class SLIRecorder:
         sli = self._kinds[slo]
         statuses = Counter(b.status for b in recent)
         out = {
-            "evidence_bad_events": str(len(recent)),
-            "evidence_statuses": ", ".join(f"{k} x{n}" for k, n in statuses.most_common(4)),
-            "evidence_exchange_id": recent[-1].exchange_id,
+            "bad_events": str(len(recent)),
+            "statuses": ", ".join(f"{k} x{n}" for k, n in statuses.most_common(4)),
+            "exchange_id": recent[-1].exchange_id,
         }
         valued = [b for b in recent if b.value is not None]
         if sli.kind in ("latency", "quality") and valued:
             worst = max(valued, key=lambda b: b.value or 0.0)
-            unit = " s" if sli.kind == "latency" else ""
-            out["evidence_worst"] = f"{worst.value:.3g}{unit} ({worst.exchange_id})"
+            value = f"{worst.value:.2f} s" if sli.kind == "latency" else f"{worst.value:.2f}"
+            out["worst"] = f"{value} ({worst.exchange_id})"
             if worst.explanation:
                 out["explanation"] = worst.explanation
         return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genai_sre.events import Evaluation, Exchange, Finding
+from genai_sre.events import Alert, Evaluation, Exchange, Finding
 from genai_sre.slo.engine import SLOEngine
 from genai_sre.slo.sli import SLIRecorder
 from genai_sre.slo.spec import parse_slos
@@ -126,14 +126,18 @@ def test_exchange_alerts_quote_their_bad_events_and_samples_know_their_slos() ->
     for ev in failing:
         recorder.on_evaluation(ev)
     ev = recorder.evidence("avail")
-    assert ev["evidence_bad_events"] == "3" and ev["evidence_exchange_id"] == "x3"
-    assert ev["evidence_statuses"] == "status=503 x2, status=error (cut) x1"
+    assert ev["bad_events"] == "3" and ev["exchange_id"] == "x3"
+    assert ev["statuses"] == "status=503 x2, status=error (cut) x1"
     recorder.on_evaluation(_risk(_exchange(5, 996.0), 0.62))
     recorder.on_evaluation(_risk(_exchange(6, 997.0), 0.93))
     recorder.on_evaluation(_risk(_exchange(7, 998.0, ttft=2.5), 0.1))
     grounded = recorder.evidence("grounded")
-    assert grounded["evidence_worst"] == "0.93 (x6)" and grounded["explanation"].startswith("risk 0.93")
-    assert recorder.evidence("fast")["evidence_worst"] == "2.5 s (x7)"
+    assert grounded["worst"] == "0.93 (x6)" and grounded["explanation"].startswith("risk 0.93")
+    assert recorder.evidence("fast")["worst"] == "2.50 s (x7)"
+    alert = _with_evidence(
+        Alert(labels={"slo": "avail"}, annotations={"burn_rate": "30"}, status="firing", starts_at=1000.0), ev
+    )
+    assert alert.annotations["evidence_statuses"] == "status=503 x2, status=error (cut) x1"
     assert recorder.bad_slos(failing[0]) == ("avail",)
     assert recorder.bad_slos(_risk(_exchange(8, 999.0, ttft=3.0), 0.7)) == ("grounded", "fast")
     assert recorder.bad_slos(_risk(_exchange(9, 999.0), 0.2)) == ()
