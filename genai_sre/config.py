@@ -1,9 +1,11 @@
-"""The sidecar's configuration: one YAML file, every key documented in `configs/sidecar.yaml`.
+"""The sidecar's configuration, every key documented in the bundled `configs/sidecar.yaml`.
 
-`load_config(path)` substitutes `${VAR:-default}`, validates and returns a
-frozen `Config`; every error names the file, the line and the key. Secrets
-(admin token, receiver keys, upstream credentials for probes) come only from
-environment variables whose *names* the config holds.
+`load_config(path)` lays `path` over the bundled file, applies the `GENAI_SRE_*`
+variables and the flags (`genai_sre.config_layers` has the order and the
+data-directory rule), substitutes `${VAR:-default}`, validates and returns a
+frozen `Config`; every error names the file, the line and the key (or the
+variable). Secrets (admin token, receiver keys, upstream credentials for probes)
+come only from environment variables whose *names* the config holds.
 """
 
 from __future__ import annotations
