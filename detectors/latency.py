@@ -31,6 +31,10 @@ __all__ = ["LatencyDetector"]
 
 
 class LatencyDetector(BaseDetector):
+    """TTFT, duration, time per output token, tokens per second and TTFT regressions per model."""
+
+    finding_names = ("ttft", "duration", "time_per_output_token", "tokens_per_second", "latency_regression")
+
     def __init__(
         self,
         ttft_threshold_s: float = 2.0,

@@ -1,9 +1,11 @@
-"""The sidecar's configuration: one YAML file, every key documented in `configs/sidecar.yaml`.
+"""The sidecar's configuration, every key documented in the bundled `configs/sidecar.yaml`.
 
-`load_config(path)` substitutes `${VAR:-default}`, validates and returns a
-frozen `Config`; every error names the file, the line and the key. Secrets
-(admin token, receiver keys, upstream credentials for probes) come only from
-environment variables whose *names* the config holds.
+`load_config(path)` lays `path` over the bundled file, applies the `GENAI_SRE_*`
+variables and the flags (`genai_sre.config_layers` has the order and the
+data-directory rule), substitutes `${VAR:-default}`, validates and returns a
+frozen `Config`; every error names the file, the line and the key (or the
+variable). Secrets (admin token, receiver keys, upstream credentials for probes)
+come only from environment variables whose *names* the config holds.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from genai_sre.errors import ConfigError
-from genai_sre.schema import Range, build, load_document, read_document
+from genai_sre.schema import Range, build, read_document
 
 __all__ = [
     "AdminConfig",
@@ -305,23 +307,36 @@ class Config:
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-    """Load, substitute and validate a config file (or the defaults when `path` is None)."""
-    if path is None:
-        data: dict[str, Any] = {}
-        doc = load_document("{}", "<defaults>", environ)
-        # Without a config file, the SLO and alerting files come from the `configs/` folder shipped
-        # beside the package (a source checkout or the container image); without one, they are off.
-        bundled = Path(__file__).resolve().parents[1] / "configs"
-        base = str(bundled)
-        data = {"storage": {"data_dir": str(Path.cwd() / ".genai-sre")}}  # state goes where the sidecar runs
-        if not (bundled / "slos.yaml").is_file():
-            data.update({"slo": {"file": None}, "alerting": {"file": None}})
-    else:
-        doc = read_document(path, "config file", environ)
-        data = dict(doc.data)
+    """The sidecar config: the bundled file, `path` laid over it, `GENAI_SRE_*` variables, then `overrides`.
+
+    The precedence and the data-directory rule are in `genai_sre.config_layers`. Every error
+    names its file and line, or the variable it came from.
+    """
+    import os
+
+    from genai_sre.bundled import bundled
+    from genai_sre.config_layers import LayeredDocument, absolutize, apply_env, merge
+
+    env = os.environ if environ is None else environ
+    shipped = bundled("sidecar.yaml")
+    layers = [read_document(shipped, "bundled config file", env)]
+    data = absolutize(dict(layers[0].data), shipped.parent)
+    base = str(shipped.parent)
+    if path is not None:
+        doc = read_document(path, "config file", env)
+        layers.insert(0, doc)
+        data = merge(Config, data, doc.data)
         base = str(Path(path).resolve().parent)
+    env_paths = apply_env(data, env)
+    storage = data.get("storage")
+    data_dir = storage.get("data_dir") if isinstance(storage, dict) else None
+    if isinstance(storage, dict) and isinstance(data_dir, str) and data_dir and not Path(data_dir).is_absolute():
+        data["storage"] = {**storage, "data_dir": str(Path.cwd() / data_dir)}  # state goes where the command runs
     data["base_dir"] = base
-    config = build(Config, data, doc)
+    source = layers[0]
+    merged = LayeredDocument(data=data, source=source.source, lines=source.lines, layers=tuple(layers),
+                             env_paths=env_paths)
+    config = build(Config, data, merged)
     return apply_overrides(config, **overrides) if overrides else config
 
 

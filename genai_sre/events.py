@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = [
     "Alert",
@@ -29,14 +29,24 @@ __all__ = [
     "Incident",
     "Message",
     "Span",
+    "TRANSPORT_ERRORS",
     "TimelineEvent",
     "ToolCall",
     "TraceIds",
     "Usage",
     "succeeded",
+    "status_text",
 ]
 
 TransportError = Literal["timeout", "connect", "cut", "bad_response", "client_disconnect", "too_large", "bad_request"]
+TRANSPORT_ERRORS: frozenset[str] = frozenset(get_args(TransportError))
+
+
+def status_text(status: int | None, error: str | None) -> str:
+    """An exchange's outcome as people read it: `status=503`, or `status=error (cut)` for a transport failure."""
+    if error in TRANSPORT_ERRORS or not status:
+        return f"status=error ({error or 'no response'})"
+    return f"status={status}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_TIMEOUT_S = 5.0
 STARTUP_TIMEOUT_S = 180.0
 BACKOFF_MAX_S = 30.0
+EX_CONFIG = 78  # a child's exit status for a configuration error (sysexits.h): restarting cannot help
 
 
 def command_prefix() -> list[str]:
@@ -110,6 +111,8 @@ class Supervisor:
         self.admin_port = config.admin.port
         self._runtime = Path(tempfile.mkdtemp(prefix="genai-sre-"))  # 0700: only our children reach the channel
         self._wakeup: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self.exit_code = 0
 
     def bind(self) -> None:
         """Bind every socket now, so a busy port fails before any child starts."""
@@ -196,6 +199,14 @@ class Supervisor:
             logger.error("%s sent no heartbeat for %.1f s: replacing it", child.name, silent, extra={"pid": proc.pid})
             proc.kill()
             proc.wait()
+        elif code == EX_CONFIG:
+            logger.error("%s stopped on a configuration error (above): shutting down", child.name)
+            self._close_pipe(child)
+            child.proc = None
+            self.exit_code = 2
+            if self._stop is not None:
+                self._stop.set()
+            return
         else:
             logger.error("%s exited with %s: replacing it", child.name, code, extra={"pid": proc.pid})
         self._close_pipe(child)
@@ -214,7 +225,7 @@ class Supervisor:
         os.environ.setdefault("GENAI_SRE_PROBE_TOKEN", probe_token())  # one probe secret for every child
         session_id()  # one session: a replaced agent restores the state its predecessor saved
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         self._wakeup = asyncio.Event()
@@ -239,7 +250,7 @@ class Supervisor:
             if os.getpid() == 1:
                 self._reap_orphans()
         await self._shutdown()
-        return 0
+        return self.exit_code
 
     def _reap_orphans(self) -> None:
         """As PID 1 in a container, orphans (a dead agent's helpers) become ours: reap them, but only them."""

@@ -33,10 +33,10 @@ class _Evidence:
     store: SampleStore
     engine: Any = None
 
-    def samples(self, start: float, end: float, limit: int) -> list[dict[str, Any]]:
-        return self.store.samples(start, end, limit)
+    def samples(self, start: float, end: float, limit: int, slo: str | None = None) -> list[dict[str, Any]]:
+        return self.store.samples(start, end, limit, slo=slo)
 
-    def slo_figures(self, slo: str, start: float, end: float) -> dict[str, float] | None:
+    def slo_figures(self, slo: str, start: float, end: float) -> dict[str, Any] | None:
         return self.engine.figures(slo, start, end) if self.engine is not None else None
 
 
@@ -98,16 +98,14 @@ def _wire_slos(agent: Agent, router: Any) -> None:
     if not config.slo.file:
         return
     from genai_sre.slo.collector import SLOCollector
-    from genai_sre.slo.engine import SLOEngine
+    from genai_sre.slo.engine import SLOEngine, window_settings
     from genai_sre.slo.sli import SLIRecorder
     from genai_sre.slo.spec import load_slos
     from genai_sre.slo.store import SLOStore
-    from genai_sre.slo.window import WindowSettings
 
     slos = load_slos(config.resolve(config.slo.file))
-    shortest = min((w for s in slos.slos for w in slos.recording_windows_s(s)), default=300.0)
-    # buckets of a tenth of the shortest window (10 s for the default 5m), so short windows stay precise
-    windows = WindowSettings(fine_bucket_s=min(10.0, max(0.5, shortest / 10)))
+    windows = window_settings(slos)
+    snapshot_failures = agent.metrics.counter("genai_sre_slo_snapshot_failures")
     engine = SLOEngine(
         slos,
         clock=agent.wall,
@@ -115,6 +113,7 @@ def _wire_slos(agent: Agent, router: Any) -> None:
         store=SLOStore(agent.data_dir / "slo.db"),
         snapshot_interval_s=config.slo.snapshot_interval_s,
         alerting=config.slo.evaluate == "inprocess",
+        on_snapshot_error=snapshot_failures.inc,
     )
     # the proxy's accounted outcomes are saved with the windows: a restarted agent never counts them twice
     engine.attach("proxy_intake", agent.intake.state, agent.intake.restore)
@@ -131,6 +130,8 @@ def _wire_slos(agent: Agent, router: Any) -> None:
         (child if child is not None else events.labels(slo, "good" if ok else "bad")).inc()
 
     recorder = SLIRecorder(slos, emit, engine, clock=agent.wall)
+    if agent.evidence is not None:
+        agent.evidence.judge = recorder.bad_slos  # samples remember which SLOs counted them as bad
     agent.intake.on_outcomes = recorder.on_request
     agent.sinks.append(_EvaluationFeed(recorder))
     agent.slo_engine = engine
@@ -138,13 +139,17 @@ def _wire_slos(agent: Agent, router: Any) -> None:
     async def evaluate_now() -> None:
         agent.refresh_stats()  # availability events up to now
         recorder.flush()
+        # Alerts first, the snapshot after and off the event loop: a page never waits on, or dies with, the disk.
         for alert in engine.evaluate(snapshot=False):
             alert = _with_evidence(alert, recorder.evidence(alert.labels.get("slo", "")))
             agent.recent_alerts.append(alert)
             if router is not None:
-                await router.submit(alert)
-        # after the alerts went out, so a failed snapshot never holds a page back; SQLite: off the loop
-        await asyncio.to_thread(engine.snapshot_if_due)
+                try:
+                    await router.submit(alert)
+                except Exception:  # isolation boundary: one alert that cannot be filed must not drop the others
+                    logger.exception("filing alert %s failed", alert.labels.get("alertname", "?"))
+        if engine.snapshot_due():
+            await asyncio.to_thread(engine.try_snapshot)
 
     async def loop() -> None:
         while True:

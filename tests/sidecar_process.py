@@ -108,6 +108,7 @@ def sidecar(
 ) -> Iterator[SidecarProcess]:
     """Start `genai-sre serve` with a minimal config (no SLO, alerting or detectors unless `extra` adds them).
 
+    The file is laid over the bundled config, so it says `detectors: []` unless `extra` names detectors.
     `proxy`, `storage`: more keys of those sections, as YAML flow items (`"header_timeout_s: 1"`)."""
     port, admin = free_port(), free_port()
     data = tmp_path / "data"
@@ -118,6 +119,7 @@ def sidecar(
         f"admin: {{port: {admin}}}\n"
         f"storage: {{data_dir: '{data}'{', ' + storage if storage else ''}}}\n"
         + (extra or "slo: {file: null}\nalerting: {file: null}\n")
+        + ("" if "detectors:" in extra else "detectors: []\n")
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "genai_sre", "serve", "--config", str(cfg), "--workers", str(workers)],

@@ -82,6 +82,8 @@ class MetricState:
 class BiasDetector(BaseDetector):
     """Fairness monitoring across user groups. Options: `BiasConfig` keys."""
 
+    finding_names = ("fairness_disparity", "outcome_drift", "embedding_drift")
+
     def __init__(
         self,
         context: DetectorContext | None = None,

@@ -92,6 +92,8 @@ class RefusalClassifier:
 class RefusalDetector(BaseDetector):
     """Reports `Finding(name="refusal", score, label="refused"|"answered")` for each exchange with an answer."""
 
+    finding_names = ("refusal",)
+
     def __init__(
         self,
         extra_patterns: Sequence[str] = (),

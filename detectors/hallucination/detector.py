@@ -132,6 +132,8 @@ class HallucinationDetector(BaseDetector):
     default). `embedder` replaces the MiniLM model self-consistency loads.
     """
 
+    finding_names = (FINDING_NAME, "hallucination_self_consistency")
+
     def __init__(
         self,
         *,

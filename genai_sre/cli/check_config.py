@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from genai_sre.app import build_detector_slots
+    from genai_sre.preflight import check_findings, idle_notes
     from genai_sre.telemetry.metrics import Metrics
     from genai_sre.wiring import check_files
 
@@ -25,9 +26,14 @@ def run(args: argparse.Namespace) -> int:
     if not config.upstreams:
         print("genai-sre: error: no upstream configured (add `upstreams:` or pass --upstream URL)")
         return 2
+    check_findings(config)
     slots = build_detector_slots(config, Metrics(), lambda: 0.0)
     notes = check_files(config)
+    names = ", ".join(s.name for s in slots) or "none"
     print(
-        f"config OK: {len(config.upstreams)} upstream(s), {len(slots)} detector(s)" + "".join(f"; {n}" for n in notes)
+        f"config OK: {len(config.upstreams)} upstream(s), {len(slots)} detector(s): {names}"
+        + "".join(f"; {n}" for n in notes)
     )
+    for note in idle_notes(config):
+        print(f"note: {note}")
     return 0

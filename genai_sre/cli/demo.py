@@ -9,12 +9,10 @@ from pathlib import Path
 
 __all__ = ["register"]
 
-DEFAULT = Path("configs/demo.yaml")
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run the embedded end-to-end demo (simulated upstream, no keys, no network)")
-    p.add_argument("--config", default=str(DEFAULT), help="demo settings (default: configs/demo.yaml)")
+    p.add_argument("--config", help="demo settings (default: the bundled demo.yaml)")
     p.add_argument("--duration", type=float, help="seconds of traffic (default: the config's duration_s)")
     p.add_argument("--headless", action="store_true", help="no live view; print the summary only")
     p.add_argument("--data-dir", help="where the demo keeps its SQLite files (default: .genai-sre/demo-<time>)")
@@ -26,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from genai_sre.bundled import bundled
     from genai_sre.demo.config import load_demo_config
     from genai_sre.demo.driver import run_demo
     from genai_sre.demo.view import LiveView, render_summary
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("WARNING", "text")
     private_process()
     logging.getLogger("genai_sre").setLevel(logging.ERROR)
-    cfg = load_demo_config(args.config)
+    cfg = load_demo_config(args.config or bundled("demo.yaml"))
     duration = args.duration or cfg.duration_s
     data_dir = Path(args.data_dir or f".genai-sre/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     console = Console()

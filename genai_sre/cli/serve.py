@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 
 from genai_sre.config import Config, load_config
+from genai_sre.errors import ConfigError
 from genai_sre.logs import setup_logging
 from genai_sre.storage.files import private_process
 
 __all__ = ["register"]
+
+logger = logging.getLogger("genai_sre.serve")
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -86,11 +90,21 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(run_proxy(config, args.slot, args.listen_fd, args.channel, args.heartbeat_fd))
         return 0
     if args.role == "agent":
+        from genai_sre.preflight import check_findings
         from genai_sre.roles import run_agent
+        from genai_sre.supervisor import EX_CONFIG
 
-        asyncio.run(run_agent(config, args.admin_fd, args.channel_fd, args.heartbeat_fd))
+        try:
+            check_findings(config)
+            asyncio.run(run_agent(config, args.admin_fd, args.channel_fd, args.heartbeat_fd))
+        except ConfigError as exc:  # the supervisor stops instead of restarting the agent
+            logger.error("configuration error: %s", exc)
+            print(f"genai-sre: error: {exc}", file=sys.stderr)
+            return EX_CONFIG
         return 0
+    _preflight(config, findings=args.single_process)
     if args.single_process:
+        _notes(config)
         return _single_process(config)
     if not 1 <= args.workers <= 64:
         print("genai-sre: error: --workers must be between 1 and 64", file=sys.stderr)
@@ -100,7 +114,23 @@ def run(args: argparse.Namespace) -> int:
 
     supervisor = Supervisor(config, _child_argv(args), workers=args.workers)
     supervisor.bind()
+    _notes(config)
     return asyncio.run(supervisor.run())
+
+
+def _preflight(config: Config, findings: bool) -> None:
+    """Refuse an SLO naming a detector that is not configured (and, in one process, a finding it never reports)."""
+    from genai_sre.preflight import check, check_findings
+
+    (check_findings if findings else check)(config)
+
+
+def _notes(config: Config) -> None:
+    """Say once, at start, what the config leaves idle."""
+    from genai_sre.preflight import idle_notes
+
+    for note in idle_notes(config):
+        logger.info(note)
 
 
 def _single_process(config: Config) -> int:

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inner = p.add_subparsers(dest="slo_command", metavar="SUBCOMMAND")
     s = inner.add_parser("status", help="error ratios, burn rates, budget left and firing alerts per SLO")
     s.add_argument("--config", default=os.environ.get("GENAI_SRE_CONFIG"), help="sidecar config (data dir, SLO file)")
-    s.add_argument("--slos", help="SLO file (default: the config's slo.file, else configs/slos.yaml)")
+    s.add_argument("--slos", help="SLO file (default: the config's slo.file, else the bundled slos.yaml)")
     s.add_argument("--data-dir", help="data directory holding slo.db (default: the config's storage.data_dir)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=run)
@@ -75,8 +75,14 @@ def run(args: argparse.Namespace) -> int:
         data_dir = config.resolve(config.storage.data_dir)
     path = data_dir / DEFAULT_FILENAME
     if not path.exists():
-        print(f"no SLO snapshot at {path} yet (the sidecar writes one every slo.snapshot_interval_s)")
-        return 1
+        if args.json:
+            print(json.dumps({"saved_at": None, "path": str(path), "slos": []}, indent=2))
+        else:
+            print(
+                f"no SLO snapshot at {path} yet: a sidecar running with this data directory writes one every "
+                "slo.snapshot_interval_s (pass --data-dir or --config to look elsewhere)"
+            )
+        return 0
     store = SLOStore(path)
     try:
         engine = SLOEngine(slos, store=store)

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from genai_sre.demo.recorder import DemoRecorder
 
-__all__ = ["LiveView", "evidence_text", "render_summary", "slo_rows"]
+__all__ = ["LiveView", "alert_evidence", "evidence_text", "render_summary", "slo_rows"]
 
 
 def slo_rows(sidecar: Any) -> list[tuple[str, str, str, str, str]]:
@@ -145,7 +145,7 @@ class LiveView:
                     a.labels.get("severity", ""),
                     a.status,
                     a.annotations.get("burn_rate", ""),
-                    evidence_text(a.annotations) if a.status == "firing" else "",
+                    alert_evidence(a.annotations) if a.status == "firing" else "",
                 )
             parts.append(alerts)
         if rec.flagged:
@@ -159,6 +159,21 @@ class LiveView:
                 )
             )
         return Group(*parts)
+
+
+def alert_evidence(ann: Mapping[str, str]) -> str:
+    """The evidence an alert carries, in one line: the gap between groups, or the bad events behind the burn."""
+    if "evidence_groups" in ann:
+        return evidence_text(ann)
+    parts = []
+    statuses = ann.get("evidence_statuses", "")
+    if statuses and any(not s.startswith("status=2") for s in statuses.split(", ")):
+        parts.append(f"{ann.get('evidence_bad_events', '?')} bad events: {statuses}")
+    elif "evidence_bad_events" in ann:
+        parts.append(f"{ann['evidence_bad_events']} bad events")
+    if ann.get("evidence_worst"):
+        parts.append(f"worst {ann['evidence_worst']}: {ann.get('description', '')[:120]}")
+    return "; ".join(parts)
 
 
 def render_summary(console: Console, result: Any) -> None:
@@ -204,7 +219,7 @@ def render_summary(console: Console, result: Any) -> None:
                 continue
             seen.add(key)
             when = f"{a.starts_at - result.started_at:.0f} s ({result.phase_at(a.starts_at)})"
-            alerts.add_row(key[0], key[1], when, a.annotations.get("burn_rate", ""), evidence_text(a.annotations))
+            alerts.add_row(key[0], key[1], when, a.annotations.get("burn_rate", ""), alert_evidence(a.annotations))
         console.print(alerts)
     for key, value in result.extra.items():
         console.print(f"{key}: {value}")

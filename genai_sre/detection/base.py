@@ -27,6 +27,10 @@ class Detector(Protocol):
     (`asyncio.to_thread`, `loop.run_in_executor`) so the event loop that also
     forwards traffic never blocks.
 
+    A detector class may declare the finding names it reports as a class
+    attribute `finding_names` (a tuple of strings): `check-config` and the
+    start then refuse an SLO that names a finding the detector never reports.
+
     Example:
 
     ```python

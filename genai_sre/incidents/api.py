@@ -147,8 +147,8 @@ class _LoopEvidence:
         self._evidence = evidence
         self._loop = loop
 
-    def samples(self, start: float, end: float, limit: int) -> Any:
-        return self._evidence.samples(start, end, limit)
+    def samples(self, start: float, end: float, limit: int, *, slo: str | None = None) -> Any:
+        return self._evidence.samples(start, end, limit, slo=slo)
 
     def slo_figures(self, slo: str, start: float, end: float) -> Any:
         figures = getattr(self._evidence, "slo_figures", None)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from genai_sre.alerting.notification import group_key_hash, parse_fraction
-from genai_sre.events import Incident, TimelineEvent
+from genai_sre.events import Incident, TimelineEvent, status_text
 from genai_sre.incidents.figures import incident_figures
 from genai_sre.incidents.service import DEPLOY_LOOKBACK_S, IncidentService
 
@@ -35,20 +36,25 @@ HUMAN = "_Needs a human:_"
 class EvidenceSource(Protocol):
     """What the postmortem asks of the evidence store.
 
-    `samples(start, end, limit)` returns bad exchanges in [start, end], newest
-    first, already redacted, each a mapping with keys `id`, `at` (Unix s),
-    `model`, `route`, `question`, `answer` and `findings`: a list of mappings
-    with `detector`, `name`, `score`, `label`, `explanation` and `features`
-    (a list of `[feature, shap_value]` pairs).
+    `samples(start, end, limit, slo=None)` returns bad exchanges in [start, end],
+    newest first, already redacted; with `slo`, only the exchanges that SLO
+    counted as bad events. Each is a mapping with keys `id`, `at` (Unix s),
+    `status` (HTTP status), `error` (transport failure, or None), `model`,
+    `route`, `question`, `answer` and `findings`: a list of mappings with
+    `detector`, `name`, `score`, `label`, `explanation` and `features` (a list
+    of `[feature, shap_value]` pairs).
 
     Optionally, `slo_figures(slo, start, end)` returns, for one SLO over [start, end],
-    `objective` (e.g. 0.999), `total` and `bad` events, `budget_consumed`
-    (fraction of the period's error budget spent in the interval),
-    `budget_remaining` (fraction left at `end`), `peak_burn_rate`; or None
-    when it knows nothing. Missing keys are shown as unknown.
+    from the engine that raised the alerts: `objective` (e.g. 0.999), `total`
+    and `bad` events, `budget_consumed` (fraction of the period's error budget
+    spent in the interval), `budget_remaining` (fraction left at `end`),
+    `peak_burn_rate` (over `window`, the window of the alerts' `burn_rate`);
+    or None when it knows nothing. Missing keys are shown as unknown.
     """
 
-    def samples(self, start: float, end: float, limit: int) -> Sequence[Mapping[str, Any]]: ...
+    def samples(
+        self, start: float, end: float, limit: int, *, slo: str | None = None
+    ) -> Sequence[Mapping[str, Any]]: ...
 
 
 def _ts(epoch: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -67,8 +73,43 @@ def _dur(seconds: float | None) -> str:
 
 
 def _pct(value: Any) -> str:
+    """A share for people: `12.3%`, `0.25%`, `1,668%`."""
     fraction = value if isinstance(value, (int, float)) else parse_fraction(value)
-    return "unknown" if fraction is None else f"{fraction * 100:.2f}%"
+    if fraction is None:
+        return "unknown"
+    p = fraction * 100
+    if abs(p) >= 100:
+        return f"{p:,.0f}%"
+    return f"{p:.1f}%" if abs(p) >= 10 else f"{p:.2f}%"
+
+
+def _objective(value: Any) -> str:
+    return f"{float(value) * 100:.6g}%" if _isnum(value) else "unknown"
+
+
+def _burn(value: Any) -> str:
+    """A burn rate for people: `2.4x`, `27.7x`, `101x`."""
+    if not _isnum(value):
+        return "unknown"
+    x = float(value)
+    return f"{x:,.0f}x" if x >= 100 else f"{x:.1f}x"
+
+
+def _count(value: Any) -> str:
+    return f"{int(float(value)):,}" if _isnum(value) else "unknown"
+
+
+def _status(sample: Mapping[str, Any]) -> str:
+    """`status=503`, or `status=error (timeout)` for a transport failure."""
+    status = _num(sample.get("status"))
+    return status_text(int(status) if status is not None else None, sample.get("error"))
+
+
+def _statuses(samples: Sequence[Mapping[str, Any]]) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    for s in samples:
+        counts[_status(s)] += 1
+    return ", ".join(f"{k} x{n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _top_explanations(samples: Sequence[Mapping[str, Any]], limit: int = 5) -> list[str]:
@@ -76,8 +117,12 @@ def _top_explanations(samples: Sequence[Mapping[str, Any]], limit: int = 5) -> l
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     features: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     explanations: dict[tuple[str, str], str] = {}
+    from genai_sre.storage.samples import BAD_LABELS
+
     for sample in samples:
         for f in sample.get("findings", ()) or ():
+            if f.get("label") not in BAD_LABELS:
+                continue  # a passing finding on a bad exchange explains nothing
             key = (str(f.get("detector", "")), str(f.get("name", "")))
             counts[key] += 1
             if isinstance(f.get("score"), (int, float)):
@@ -89,7 +134,7 @@ def _top_explanations(samples: Sequence[Mapping[str, Any]], limit: int = 5) -> l
                 explanations[key] = str(f["explanation"])
     lines = []
     for key in sorted(counts, key=lambda k: -counts[k])[:limit]:
-        mean = f", mean score {sum(scores[key]) / len(scores[key]):.2f}" if scores[key] else ""
+        mean = f", mean score {sum(scores[key]) / len(scores[key]):.3g}" if scores[key] else ""
         top = sorted(features[key].items(), key=lambda kv: -kv[1])[:3]
         feat = f"; top features (sum |SHAP|): {', '.join(f'`{n}` {v:.2f}' for n, v in top)}" if top else ""
         why = f' e.g. "{explanations[key][:200]}"' if key in explanations else ""
@@ -114,9 +159,19 @@ def render_postmortem(
     start = incident.detected_burn_start_at or min([a["starts_at"] for a in alerts] or [incident.opened_at])
     end = incident.resolved_at if incident.resolved_at is not None else service.clock()
     slos = sorted({str(a["labels"].get("slo")) for a in alerts if a["labels"].get("slo")})
-    pages = [a for a in alerts if a["labels"].get("severity") == "page"] or alerts
+    page_values = service.page_severities
+    pages = [a for a in alerts if a["labels"].get("severity") in page_values] or alerts
     first = min(pages, key=lambda a: a["starts_at"]) if pages else None
-    samples = list(evidence.samples(start, end, sample_limit)) if evidence is not None else []
+    facts = {slo: _slo_facts(slo, alerts, page_values, evidence, start, end, sample_limit) for slo in slos}
+    if slos:  # the samples of an SLO's incident: the exchanges that SLO counted as bad events
+        seen: dict[str, Mapping[str, Any]] = {}
+        for fact in facts.values():
+            seen.update((str(x.get("id")), x) for x in fact.samples)
+        samples = sorted(seen.values(), key=lambda x: -(_num(x.get("at")) or 0.0))[:sample_limit]
+    else:
+        samples = list(evidence.samples(start, end, sample_limit)) if evidence is not None else []
+    window = next((fact.window for fact in facts.values() if fact.window), None)
+    window_text = f"{window} window" if window else "shortest alert window"
     out: list[str] = []
     w = out.append
 
@@ -146,50 +201,54 @@ def render_postmortem(
     w("")
     w("## Impact")
     w("")
-    for slo in slos or ["(no slo label)"]:
-        slo_alerts = [a for a in alerts if a["labels"].get("slo") == slo]
-        slo_figures = getattr(evidence, "slo_figures", None)
-        figs_slo = slo_figures(slo, start, end) if callable(slo_figures) and slos else None
-        ann = slo_alerts[-1]["annotations"] if slo_alerts else {}
-        burn = max(
-            (float(a["annotations"]["burn_rate"]) for a in slo_alerts if _isnum(a["annotations"].get("burn_rate"))),
-            default=None,
-        )
+    for slo in slos:
+        fact = facts[slo]
+        figs_slo = fact.figures
         if figs_slo:
-            total, bad = figs_slo.get("total"), figs_slo.get("bad")
             w(
-                f"- SLO `{slo}`: objective {_pct(figs_slo.get('objective'))}; budget consumed during the incident "
-                f"{_pct(figs_slo.get('budget_consumed'))}; remaining {_pct(figs_slo.get('budget_remaining'))}; "
-                f"requests affected {'unknown' if bad is None else bad} of {'unknown' if total is None else total}; "
-                f"peak burn rate {figs_slo.get('peak_burn_rate', burn if burn is not None else 'unknown')}x."
+                f"- SLO `{slo}`: objective {_objective(figs_slo.get('objective'))}; requests affected "
+                f"{_count(figs_slo.get('bad'))} of {_count(figs_slo.get('total'))} (bad events from the start of the "
+                f"burn to {'its end' if incident.resolved_at else 'now'}); error budget consumed "
+                f"{_pct(figs_slo.get('budget_consumed'))} of the period's, remaining "
+                f"{_pct(figs_slo.get('budget_remaining'))}; burn rate at page time {_burn(fact.page_burn)}, peak "
+                f"{_burn(fact.peak_burn)} (over {fact.window or 'the shortest alert'} windows)."
             )
         else:
             w(
-                f"- SLO `{slo}`: peak burn rate {burn if burn is not None else 'unknown'}x; budget remaining at alert "
-                f"time {_pct(ann.get('budget_remaining'))}; requests affected: not measured here."
+                f"- SLO `{slo}`: burn rate at page time {_burn(fact.page_burn)}, peak reported by its alerts "
+                f"{_burn(fact.peak_burn)}; budget remaining at page time {_pct(fact.page_budget)}; requests "
+                "affected: not measured here."
             )
-    if samples:
-        models = sorted({str(s.get("model")) for s in samples if s.get("model")})
-        routes = sorted({str(s.get("route")) for s in samples if s.get("route")})
-        w(
-            f"- Bad exchanges sampled in the interval: {len(samples)}"
-            f"{' (limit reached)' if len(samples) >= sample_limit else ''}; models: {', '.join(models) or 'unknown'}; "
-            f"routes: {', '.join(routes) or 'unknown'}."
-        )
+        if fact.samples:
+            models = sorted({str(x.get("model")) for x in fact.samples if x.get("model")})
+            routes = sorted({str(x.get("route")) for x in fact.samples if x.get("route")})
+            w(
+                f"- Bad events of `{slo}` sampled: {len(fact.samples)}"
+                f"{' (limit reached)' if len(fact.samples) >= sample_limit else ''}; {_statuses(fact.samples)}; "
+                f"models: {', '.join(models) or 'unknown'}; routes: {', '.join(routes) or 'unknown'}."
+            )
+    if not slos:
+        w("- No alert of the incident names an SLO.")
+        if samples:
+            w(f"- Bad exchanges sampled in the interval: {len(samples)}; {_statuses(samples)}.")
     w(f"- {HUMAN} user-visible symptoms, affected tenants or products, revenue impact.")
     w("")
     w("## Detection")
     w("")
     if first is not None:
         labels = first["labels"]
+        ann = first["annotations"]
         w(
             f"- Alert `{labels.get('alertname', '?')}` (severity={labels.get('severity', '?')}, "
             f"slo={labels.get('slo', '?')}) fired at {_ts(first['starts_at'])}."
         )
-        if first["annotations"].get("burn_rate"):
-            w(f"- Burn rate at page time: {first['annotations']['burn_rate']}x.")
+        if _isnum(ann.get("burn_rate")):
+            w(
+                f"- Burn rate at page time: {_burn(ann['burn_rate'])} over the {window_text}; error budget "
+                f"remaining then: {_pct(ann.get('budget_remaining'))}."
+            )
     w(
-        f"- First 5-minute window burning above 1x began at {_ts(incident.detected_burn_start_at)}; "
+        f"- First {window_text} burning above 1x began at {_ts(incident.detected_burn_start_at)}; "
         f"time to detect: {_dur(figs.time_to_detect_s)}."
     )
     w(f"- Time to acknowledge: {_dur(figs.time_to_ack_s)}.")
@@ -211,8 +270,11 @@ def render_postmortem(
     w("## Contributing factors")
     w("")
     top = _top_explanations(samples)
+    if samples:
+        w(f"Outcome of the {len(samples)} bad exchanges sampled: {_statuses(samples)}.")
+        w("")
     if top:
-        w("Most frequent detector findings among the bad exchanges:")
+        w("Most frequent failing detector findings among them:")
         w("")
         out.extend(top)
     else:
@@ -260,7 +322,7 @@ def render_postmortem(
     w("")
     w("## Timeline (UTC)")
     w("")
-    out.extend(_timeline_lines(incident, timeline))
+    out.extend(_timeline_lines(incident, timeline, window_text))
     w("")
     w("## Supporting information")
     w("")
@@ -272,22 +334,79 @@ def render_postmortem(
     out.extend(sorted(links) or ["- No dashboard or runbook links were set on the alerts."])
     if samples:
         w("")
-        w("Redacted samples of bad exchanges:")
-        for s in samples[:5]:
+        w(
+            "Redacted samples of the bad events"
+            + (f" of {', '.join(f'`{x}`' for x in slos)}" if slos else " (bad exchanges)")
+            + ":"
+        )
+        for sample in samples[:5]:
+            counted = [x for x in sample.get("slos") or () if x in slos]
             w("")
             w(
-                f"- `{s.get('id', '?')}` at {_ts(_num(s.get('at')))} "
-                f"model={s.get('model', '?')} route={s.get('route', '?')}"
+                f"- `{sample.get('id', '?')}` at {_ts(_num(sample.get('at')))} {_status(sample)} "
+                f"model={sample.get('model', '?')} route={sample.get('route', '?')}"
+                + (f"; bad for {', '.join(counted)}" if counted else "")
             )
-            w(f"  - question: {_clip(s.get('question'))}")
-            w(f"  - answer: {_clip(s.get('answer'))}")
-            for f in (s.get("findings") or ())[:3]:
+            if sample.get("question") is not None:
+                w(f"  - question: {_clip(sample.get('question'))}")
+                w(f"  - answer: {_clip(sample.get('answer'))}")
+            for finding in _relevant_findings(sample.get("findings") or ())[:3]:
+                score = finding.get("score")
                 w(
-                    f"  - {f.get('detector', '?')}/{f.get('name', '?')}: score {f.get('score', '?')}, "
-                    f"label {f.get('label', '?')}; {_clip(f.get('explanation'), 160)}"
+                    f"  - {finding.get('detector', '?')}/{finding.get('name', '?')}: score "
+                    f"{f'{score:.3g}' if isinstance(score, (int, float)) else '?'}, "
+                    f"label {finding.get('label', '?')}; {_clip(finding.get('explanation'), 160)}"
                 )
     w("")
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class _SLOFacts:
+    """What the draft says about one SLO, all from its alerts and the engine that raised them."""
+
+    page_burn: float | None  # the `burn_rate` of its first page (or first alert) when it fired
+    page_budget: str | None  # the `budget_remaining` annotation then
+    peak_burn: float | None  # the largest burn rate over the alerts' window in the interval
+    window: str | None  # that window (`5m`)
+    figures: Mapping[str, Any] | None
+    samples: Sequence[Mapping[str, Any]]
+
+
+def _slo_facts(
+    slo: str,
+    alerts: Sequence[Mapping[str, Any]],
+    page_values: Sequence[str],
+    evidence: EvidenceSource | None,
+    start: float,
+    end: float,
+    limit: int,
+) -> _SLOFacts:
+    mine = sorted((a for a in alerts if a["labels"].get("slo") == slo), key=lambda a: a["starts_at"])
+    pages = [a for a in mine if a["labels"].get("severity") in page_values] or mine
+    first = pages[0]["annotations"] if pages else {}
+    page_burn = _num(first.get("burn_rate"))
+    reported = [v for v in (_num(a["annotations"].get("burn_rate")) for a in mine) if v is not None]
+    slo_figures = getattr(evidence, "slo_figures", None)
+    figures = slo_figures(slo, start, end) if callable(slo_figures) else None
+    peak_values = [*reported, *([float(figures["peak_burn_rate"])] if figures and
+                                _isnum(figures.get("peak_burn_rate")) else [])]
+    samples = list(evidence.samples(start, end, limit, slo=slo)) if evidence is not None else []
+    return _SLOFacts(
+        page_burn=page_burn,
+        page_budget=first.get("budget_remaining"),
+        peak_burn=max(peak_values) if peak_values else None,
+        window=str(figures["window"]) if figures and figures.get("window") else None,
+        figures=figures,
+        samples=samples,
+    )
+
+
+def _relevant_findings(findings: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A sample's findings, those with a bad label first (`flagged`, `slow`, ...)."""
+    from genai_sre.storage.samples import BAD_LABELS
+
+    return sorted(findings, key=lambda f: f.get("label") not in BAD_LABELS)
 
 
 def _isnum(value: Any) -> bool:
@@ -302,10 +421,12 @@ def _num(value: Any) -> float | None:
     return float(value) if _isnum(value) else None
 
 
-def _timeline_lines(incident: Incident, events: Sequence[TimelineEvent]) -> list[str]:
+def _timeline_lines(
+    incident: Incident, events: Sequence[TimelineEvent], window_text: str = "shortest alert window"
+) -> list[str]:
     rows: list[tuple[float, str]] = []
     if incident.detected_burn_start_at is not None:
-        rows.append((incident.detected_burn_start_at, "DEGRADATION BEGINS (first 5-minute window burning above 1x)"))
+        rows.append((incident.detected_burn_start_at, f"DEGRADATION BEGINS (first {window_text} burning above 1x)"))
     marks = {"opened": "INCIDENT BEGINS", "resolved": "INCIDENT ENDS"}
     mitigated = False
     for e in events:

@@ -98,6 +98,11 @@ class IncidentService:
         self._open_on = tuple(open_on)
         self._auto_resolve = auto_resolve
 
+    @property
+    def page_severities(self) -> tuple[str, ...]:
+        """The `severity` label values that open incidents (the SLO file's page tier, `page` by default)."""
+        return self._open_on
+
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a synchronous method off the event loop, on the store's threads."""
         loop = asyncio.get_running_loop()

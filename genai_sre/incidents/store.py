@@ -264,10 +264,13 @@ class IncidentStore:
         labels: Mapping[str, str],
         annotations: Mapping[str, str],
     ) -> None:
+        # A resolution keeps the annotations the alert fired with (burn rate and budget at page time): a
+        # postmortem quotes those, not the values of the evaluation that resolved it.
         db.execute(
             "INSERT INTO incident_alerts (incident_id, fingerprint, starts_at, status, ends_at, labels, annotations)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, fingerprint, starts_at)"
-            " DO UPDATE SET status = excluded.status, ends_at = excluded.ends_at, annotations = excluded.annotations",
+            " DO UPDATE SET status = excluded.status, ends_at = excluded.ends_at, annotations = CASE"
+            " WHEN excluded.status = 'firing' THEN excluded.annotations ELSE incident_alerts.annotations END",
             (_int_id(incident_id), fingerprint, starts_at, status, ends_at, _dumps(labels), _dumps(annotations)),
         )
 

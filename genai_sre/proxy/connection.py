@@ -161,7 +161,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         now = time.monotonic()
-        self.current = Request(now, time.time())
+        self.current = Request(now, self.server.wall())
         self._header_bytes = 0
         self._body = bytearray()
         if self.exchange is None and not self.queue:

@@ -61,12 +61,14 @@ class ProxyServer:
         handler: Callable[[Request, ClientConnection], None],
         refused: Callable[[str, int, bytes], None],
         sweep: Callable[[float], None] = lambda now: None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.limits = Limits.of(config)
         self.handle = handler
         self.refused = refused
         self._sweep_upstreams = sweep
+        self.wall = wall  # epoch seconds of a request's start (injectable, as the rest of the sidecar's clocks)
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self.closing = False

@@ -108,7 +108,7 @@ def build_proxy(
     wall: Callable[[], float] = time.time,
 ) -> ProxyWorker:
     forwarder = Forwarder(config, stats, uplink.offer, probe_token=probe_token(), clock=clock, wall=wall)
-    server = ProxyServer(config.proxy, forwarder.handle, forwarder.refused, forwarder.sweep)
+    server = ProxyServer(config.proxy, forwarder.handle, forwarder.refused, forwarder.sweep, wall=wall)
     return ProxyWorker(config, stats, forwarder, server, uplink)
 
 

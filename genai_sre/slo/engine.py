@@ -4,8 +4,13 @@
 recorder). `evaluate()`, called every evaluation interval, applies the
 multiwindow multi-burn-rate policy of `burn_rate.py` to every SLO and returns
 only the *changes*: newly firing alerts and resolved ones, as `Alert`
-records. It also writes a snapshot when the snapshot interval has passed;
-`close()` writes a last one.
+records. It also writes a snapshot when the snapshot interval has passed
+(or leaves that to its caller, `snapshot=False`); `close()` writes a last one.
+
+Alerts never depend on the snapshot: `evaluate()` computes and returns them
+whatever the store does. A snapshot that fails (disk full, database locked) is
+logged, counted (`on_snapshot_error`, the metric
+`genai_sre_slo_snapshot_failures_total`) and retried at the next evaluation.
 
 With `alerting=False` (the `slo.evaluate: prometheus` fleet mode) the engine
 still counts, snapshots and reports `status()`, but `evaluate()` returns no
@@ -19,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from genai_sre.events import Alert
 from genai_sre.slo.burn_rate import SEVERITIES, Condition, Severity, budget_remaining, conditions, error_ratio, firing
@@ -26,9 +32,11 @@ from genai_sre.slo.spec import SLOFile, SLOSpec, format_duration
 from genai_sre.slo.store import EngineState, RingState, SLOStore
 from genai_sre.slo.window import EventWindows, WindowSettings
 
-__all__ = ["SLOEngine", "SLOStatus", "WindowStatus", "alert_labels", "alert_annotations"]
+__all__ = ["SLOEngine", "SLOStatus", "WindowStatus", "alert_annotations", "alert_labels", "window_settings"]
 
 logger = logging.getLogger(__name__)
+
+MAX_PEAK_STEPS = 20_000  # window positions `figures()` sums at most for the peak burn rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,13 @@ def alert_annotations(slos: SLOFile, slo: SLOSpec, severity: Severity) -> dict[s
     return {**out, **slo.alerting.annotations, **sev.annotations}
 
 
+def window_settings(slos: SLOFile) -> WindowSettings:
+    """The bucket sizes for an SLO file: fine buckets of a tenth of its shortest window (10 s for 5m, at
+    least 0.5 s), so short windows stay precise. The sidecar and every command reading its snapshot use this."""
+    shortest = min((w for s in slos.slos for w in slos.recording_windows_s(s)), default=300.0)
+    return WindowSettings(fine_bucket_s=min(10.0, max(0.5, shortest / 10)))
+
+
 class _Tracked:
     __slots__ = ("spec", "windows", "conds", "min_events", "window_list")
 
@@ -123,13 +138,16 @@ class SLOEngine:
         store: SLOStore | None = None,
         snapshot_interval_s: float = 10.0,
         alerting: bool = True,
+        on_snapshot_error: Callable[[], None] | None = None,
     ) -> None:
         self.slos = slos
         self.clock = clock
         self.store = store
         self.snapshot_interval_s = snapshot_interval_s
         self.alerting = alerting
-        settings = windows or WindowSettings()
+        self.on_snapshot_error = on_snapshot_error
+        self.snapshot_failures = 0  # consecutive failed snapshots (0 after a good one)
+        settings = windows or window_settings(slos)
         self._tracked = {s.name: _Tracked(slos, s, settings) for s in slos.slos}
         self._firing: dict[tuple[str, Severity], float] = {}
         self._lock = threading.Lock()
@@ -157,8 +175,10 @@ class SLOEngine:
         return {w: tracked.windows.counts(now, w) for w in tracked.window_list}
 
     def evaluate(self, now: float | None = None, snapshot: bool = True) -> list[Alert]:
-        """Alert state changes since the last call (none in fleet mode); snapshots when due (unless
-        `snapshot` is False: the caller then runs `snapshot_if_due()`, e.g. off its event loop)."""
+        """Alert state changes since the last call (none in fleet mode); snapshots when due and `snapshot`.
+
+        The changes are returned even when the snapshot fails (see `try_snapshot`).
+        """
         now = self.clock() if now is None else now
         changes: list[Alert] = []
         with self._lock:
@@ -175,14 +195,33 @@ class SLOEngine:
                     elif severity not in fired and was is not None:
                         del self._firing[key]
                         changes.append(self._alert(tracked, severity, counts, was, now))
-        if snapshot:
-            self.snapshot_if_due(now)
+        if snapshot and self.snapshot_due(now):
+            self.try_snapshot(now)
         return changes if self.alerting else []
 
-    def snapshot_if_due(self, now: float | None = None) -> None:
+    def snapshot_due(self, now: float | None = None) -> bool:
+        """A store is set and the snapshot interval passed since the last good snapshot."""
         now = self.clock() if now is None else now
-        if self.store is not None and now - self._last_snapshot >= self.snapshot_interval_s:
+        return self.store is not None and now - self._last_snapshot >= self.snapshot_interval_s
+
+    def try_snapshot(self, now: float | None = None) -> bool:
+        """`snapshot()`, except that a failure is logged, counted and left for the next call to retry."""
+        try:
             self.snapshot(now)
+        except Exception as exc:  # isolation boundary: a disk or database problem must not cost an alert
+            self.snapshot_failures += 1
+            path = getattr(self.store, "path", "the SLO store")
+            logger.warning(
+                "SLO snapshot to %s failed (%d in a row): %s; alerts are unaffected, retrying at the next evaluation",
+                path, self.snapshot_failures, exc, exc_info=self.snapshot_failures == 1,
+            )
+            if self.on_snapshot_error is not None:
+                self.on_snapshot_error()
+            return False
+        if self.snapshot_failures:
+            logger.warning("SLO snapshot written again after %d failed attempt(s)", self.snapshot_failures)
+            self.snapshot_failures = 0
+        return True
 
     def _alert(
         self, tracked: _Tracked, severity: Severity, counts: Mapping[float, tuple[int, int]],
@@ -223,25 +262,42 @@ class SLOEngine:
             start = at - (k + 1) * step
         return start
 
-    def figures(self, slo: str, start: float, end: float) -> dict[str, float] | None:
-        """Events, budget spent and peak burn of one SLO over [start, end] (for postmortems)."""
+    def figures(self, slo: str, start: float, end: float) -> dict[str, Any] | None:
+        """Events, budget and burn of one SLO over [start, end], for postmortems.
+
+        The same quantities as the alerts: `peak_burn_rate` is the largest burn rate over the
+        alerts' shortest window (`window`, the window of an alert's `burn_rate` annotation) at
+        every bucket position ending within [start, end], so it is never below a burn rate an
+        alert reported in the interval. `budget_consumed` is the bad events of the interval
+        over the period's allowed bad events; `budget_remaining` the share left at `end`.
+        """
         tracked = self._tracked.get(slo)
         if tracked is None or end <= start:
             return None
         spec = tracked.spec
         step = tracked.window_list[0]
+        windows = tracked.windows
+        bucket = (windows.fine if step <= windows.settings.fine_span_s + 1e-9 else windows.coarse).width_s
+        positions = int((end - start) // bucket) + 1
+        stride = bucket * max(1, positions // MAX_PEAK_STEPS)  # at most MAX_PEAK_STEPS window sums
         with self._lock:
             bad, total = tracked.windows.counts(end, end - start)
             pbad, ptotal = tracked.windows.counts(end, spec.period_s)
             peak = 0.0
             t = end
-            while t > start:
+            while t > start - 1e-9:
                 wbad, wtotal = tracked.windows.counts(t, step)
                 if wtotal:
                     peak = max(peak, wbad / wtotal / spec.error_budget)
-                t -= step
+                t -= stride
         allowed = spec.error_budget * ptotal
-        out = {"objective": spec.objective / 100.0, "total": float(total), "bad": float(bad), "peak_burn_rate": peak}
+        out: dict[str, Any] = {
+            "objective": spec.objective / 100.0,
+            "total": total,
+            "bad": bad,
+            "peak_burn_rate": peak,
+            "window": format_duration(step),
+        }
         if allowed > 0:
             out["budget_consumed"] = bad / allowed
         remaining = budget_remaining(error_ratio(pbad, ptotal), spec.error_budget)
@@ -326,7 +382,7 @@ class SLOEngine:
         return state.saved_at
 
     def close(self) -> None:
-        """Write a last snapshot and close the store."""
+        """Write a last snapshot (a failure is logged and counted) and close the store."""
         if self.store is not None:
-            self.snapshot()
+            self.try_snapshot()
             self.store.close()

@@ -11,6 +11,11 @@ engine sees) and, when an engine runs in process, to `engine.record()`.
   SLIs. Probe traffic is never counted unless an SLI sets `include_probes`.
 - `flush(now)` closes finished time slices even when no new evaluation
   arrives; call it from the evaluation loop.
+- `bad_slos(evaluation)` names the SLOs that count one exchange as a bad event
+  (the evidence store tags samples with it), and `evidence(slo)` summarises the
+  bad events behind an alert: HTTP statuses for availability, the worst value
+  and its explanation for latency and quality, the worst finding of the latest
+  bad slice for time slices.
 """
 
 from __future__ import annotations
@@ -18,16 +23,30 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from genai_sre.events import Evaluation, Exchange
+from genai_sre.events import Evaluation, Exchange, status_text
 from genai_sre.slo.engine import SLOEngine
 from genai_sre.slo.spec import Filters, SLOFile, SLOSpec
 
 __all__ = ["SLIRecorder"]
 
 Emit = Callable[[str, bool], None]
+
+BAD_EVENTS_KEPT = 2000  # per SLO, for alert evidence
+
+
+@dataclass(frozen=True, slots=True)
+class _Bad:
+    """One bad event of an exchange-based SLO, as its alert evidence quotes it."""
+
+    at: float
+    exchange_id: str
+    status: str  # `status=503`, `status=error (cut)`
+    value: float | None = None
+    explanation: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +113,9 @@ class SLIRecorder:
         self._sliced = tuple((s, _Match.of(s.filters)) for s in slos.slos if s.sli.kind == "time_slice")
         self._slices: dict[str, _Slice] = {}
         self._evidence: dict[str, dict[str, str]] = {}
+        self._bad: dict[str, deque[_Bad]] = {s.name: deque(maxlen=BAD_EVENTS_KEPT) for s in slos.slos}
+        self._kinds = {s.name: s.sli for s in slos.slos}
+        self._short = {s.name: slos.recording_windows_s(s)[0] for s in slos.slos}  # the alerts' burn_rate window
         self._lock = threading.Lock()
 
     def _event(self, slo: str, good: bool, at: float | None = None) -> None:
@@ -112,12 +134,18 @@ class SLIRecorder:
         ex = evaluation.exchange
         if evaluation.supplement:
             return  # SLIs count each exchange once, from its own evaluation
+        if not ex.ok:  # counted by on_request(); remembered here for the alert's evidence
+            for name, match, probes in self._availability:
+                if (probes or not ex.probe) and _asked(match, ex):
+                    self._remember(name, _Bad(ex.started_at, ex.id, status_text(ex.status, ex.error)))
         for spec, match in self._evaluated:
             if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
                 continue
             good = self._judge(spec, evaluation)
             if good is not None:
                 self._event(spec.name, good)
+                if not good:
+                    self._remember(spec.name, self._bad_of(spec, evaluation))
         for spec, match in self._sliced:
             if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
                 continue
@@ -129,6 +157,44 @@ class SLIRecorder:
                     evidence["explanation"] = finding.explanation
                 evidence["exchange_id"] = ex.id
                 self._add_to_slice(spec, ex.started_at, value, evidence)
+
+    def bad_slos(self, evaluation: Evaluation) -> tuple[str, ...]:
+        """The SLOs that count this exchange as a bad event, or whose time slice it made bad."""
+        ex = evaluation.exchange
+        if evaluation.supplement:
+            return ()
+        out = []
+        if not ex.ok:
+            out += [n for n, match, probes in self._availability if (probes or not ex.probe) and _asked(match, ex)]
+        for spec, match in self._evaluated:
+            if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
+                continue
+            if self._judge(spec, evaluation) is False:
+                out.append(spec.name)
+        for spec, match in self._sliced:
+            if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
+                continue
+            value = self._value(spec, evaluation)
+            threshold = spec.sli.threshold if spec.sli.threshold is not None else math.inf
+            if value is not None and value >= threshold:
+                out.append(spec.name)
+        return tuple(out)
+
+    def _bad_of(self, spec: SLOSpec, evaluation: Evaluation) -> _Bad:
+        ex = evaluation.exchange
+        if spec.sli.kind == "latency":
+            value = ex.ttft_s if spec.sli.metric == "ttft" else ex.duration_s
+            return _Bad(ex.started_at, ex.id, status_text(ex.status, ex.error), value)
+        finding = evaluation.finding(spec.sli.detector or "", spec.sli.finding)
+        value = self._value(spec, evaluation)
+        if finding is not None and finding.score is not None:
+            value = finding.score  # the score people read (an attribute such as slo_flagged is 0/1)
+        explanation = finding.explanation if finding is not None else ""
+        return _Bad(ex.started_at, ex.id, status_text(ex.status, ex.error), value, explanation)
+
+    def _remember(self, slo: str, bad: _Bad) -> None:
+        with self._lock:
+            self._bad[slo].append(bad)
 
     @staticmethod
     def _judge(spec: SLOSpec, evaluation: Evaluation) -> bool | None:
@@ -158,9 +224,33 @@ class SLIRecorder:
         return float(raw)
 
     def evidence(self, slo: str) -> dict[str, str]:
-        """Attributes of the worst finding of the latest bad slice of a time-slice SLO (for its alert)."""
+        """What an alert of `slo` quotes (as `evidence_<key>` annotations): for a time-slice SLO the attributes
+        of the worst finding of its latest bad slice; for the others, the bad events of the alert's shortest
+        window (`bad_events`, `statuses`, `exchange_id`; latency and quality add `worst` and, from the worst
+        finding, `explanation`)."""
         with self._lock:
-            return dict(self._evidence.get(slo, {}))
+            if slo in self._evidence:
+                return dict(self._evidence[slo])
+            kept = self._bad.get(slo)
+            if not kept:
+                return {}
+            since = self._clock() - self._short[slo]
+            recent = [b for b in kept if b.at >= since] or [kept[-1]]
+        sli = self._kinds[slo]
+        statuses = Counter(b.status for b in recent)
+        out = {
+            "bad_events": str(len(recent)),
+            "statuses": ", ".join(f"{k} x{n}" for k, n in statuses.most_common(4)),
+            "exchange_id": recent[-1].exchange_id,
+        }
+        valued = [b for b in recent if b.value is not None]
+        if sli.kind in ("latency", "quality") and valued:
+            worst = max(valued, key=lambda b: b.value or 0.0)
+            value = f"{worst.value:.2f} s" if sli.kind == "latency" else f"{worst.value:.2f}"
+            out["worst"] = f"{value} ({worst.exchange_id})"
+            if worst.explanation:
+                out["explanation"] = worst.explanation
+        return out
 
     def _add_to_slice(
         self, spec: SLOSpec, t: float, value: float, evidence: Mapping[str, object] | None = None
@@ -200,6 +290,11 @@ class SLIRecorder:
                     done.append((spec.name, end, good))
         for name, end, good in done:
             self._event(name, good, end)
+
+
+def _asked(match: _Match, ex: Exchange) -> bool:
+    """The availability filter as `on_request` applies it (route, upstream, tenant; not the model)."""
+    return match.request(ex.route, ex.upstream, ex.labels.get("tenant"))
 
 
 def _text(value: object) -> str:

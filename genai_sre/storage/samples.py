@@ -9,6 +9,11 @@ queue drops, it never slows the pipeline. Every exchange that is not kept is
 counted by reason (`on_dropped`: `queue_full`, `write_failed`). Retention
 deletes rows older than `retention_days` and keeps at most `max_samples`; it
 runs on a timer (every `RETENTION_EVERY_S`), whether or not writes succeed.
+
+Each row records the SLOs that counted the exchange as a bad event (`judge`,
+the SLI recorder's verdict), so a postmortem quotes exactly the events that
+burned the SLO of its incident (`samples(..., slo=name)`). An exchange that an
+SLO counted as bad is always kept, even when no detector flagged it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ MIGRATIONS = (
     CREATE INDEX samples_at ON samples (at);
     CREATE INDEX samples_bad_at ON samples (bad, at)
     """,
+    # The SLOs that counted the exchange as bad, as |name|name| ('' for none).
+    """
+    ALTER TABLE samples ADD COLUMN slos TEXT NOT NULL DEFAULT ''
+    """,
 )
 
 
@@ -71,9 +80,11 @@ class SampleStore:
         queue_size: int = 1000,
         on_dropped: Callable[[str, int], None] | None = None,
         retention_every_s: float = RETENTION_EVERY_S,
+        judge: Callable[[Evaluation], Sequence[str]] | None = None,
     ) -> None:
         self.path = data_dir / "evidence.db"
         self.config = config
+        self.judge = judge  # the SLOs that count an evaluation as a bad event (set by the wiring)
         self.on_stored = on_stored
         self.on_dropped = on_dropped
         self.retention_every_s = retention_every_s
@@ -93,7 +104,8 @@ class SampleStore:
         ex = evaluation.exchange
         if ex.probe:
             return
-        bad = any(is_bad(f) for f in evaluation.findings) or (not ex.ok and not evaluation.supplement)
+        slos = tuple(self.judge(evaluation)) if self.judge is not None and not evaluation.supplement else ()
+        bad = any(is_bad(f) for f in evaluation.findings) or (not ex.ok and not evaluation.supplement) or bool(slos)
         content = self.config.store_samples and (bad or self.rng.random() < self.config.sample_rate)
         if not bad and not content:
             return
@@ -115,6 +127,7 @@ class SampleStore:
             "question": self.redact(ex.question[:MAX_TEXT]) if content else None,
             "answer": self.redact(ex.answer[:MAX_TEXT]) if content else None,
             "context": self.redact(ex.context_text[:MAX_TEXT]) if content else None,
+            "slos": "".join(f"|{name}" for name in slos) + ("|" if slos else ""),
         }
         try:
             self._queue.put_nowait(row)
@@ -171,12 +184,15 @@ class SampleStore:
                 return
 
     def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        rows = [row if "slos" in row else {**row, "slos": ""} for row in rows]
         with self._lock:
             self._conn.execute("BEGIN")
             try:
                 self._conn.executemany(
-                    "INSERT OR IGNORE INTO samples VALUES (:id, :at, :route, :model, :upstream, :status, :error, "
-                    ":ttft_s, :duration_s, :bad, :labels, :findings, :question, :answer, :context)",
+                    "INSERT OR IGNORE INTO samples (id, at, route, model, upstream, status, error, ttft_s, duration_s, "
+                    "bad, labels, findings, question, answer, context, slos) VALUES (:id, :at, :route, :model, "
+                    ":upstream, :status, :error, :ttft_s, :duration_s, :bad, :labels, :findings, :question, :answer, "
+                    ":context, :slos)",
                     rows,
                 )
                 self._conn.execute("COMMIT")
@@ -212,16 +228,26 @@ class SampleStore:
 
     # -- reading (postmortems, CLI) ------------------------------------------------------------
 
-    def samples(self, start: float, end: float, limit: int = 50, bad_only: bool = True) -> list[dict[str, Any]]:
-        """Stored samples between two epoch times, newest first, with findings decoded."""
+    def samples(
+        self, start: float, end: float, limit: int = 50, bad_only: bool = True, slo: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored samples between two epoch times, newest first, with findings decoded.
+
+        With `slo`, only the exchanges that SLO counted as bad events; each row's `slos` lists them all.
+        """
         sql = "SELECT * FROM samples WHERE at >= ? AND at <= ?" + (" AND bad = 1" if bad_only else "")
+        args: list[Any] = [start, end]
+        if slo is not None:
+            sql += " AND instr(slos, ?) > 0"
+            args.append(f"|{slo}|")
         with self._lock:
-            cur = self._conn.execute(sql + " ORDER BY at DESC LIMIT ?", (start, end, limit))
+            cur = self._conn.execute(sql + " ORDER BY at DESC LIMIT ?", (*args, limit))
             cols = [c[0] for c in cur.description]
             rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
         for r in rows:
             r["labels"] = json.loads(r["labels"])
             r["findings"] = json.loads(r["findings"])
+            r["slos"] = [name for name in str(r.get("slos") or "").split("|") if name]
         return rows
 
     def count(self, start: float, end: float, bad_only: bool = False) -> int:

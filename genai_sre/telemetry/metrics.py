@@ -125,6 +125,12 @@ METRICS: tuple[MetricSpec, ...] = (
         ("slo", "outcome"),
     ),
     MetricSpec(
+        "genai_sre_slo_snapshot_failures",
+        "counter",
+        "SLO engine snapshots (`<data_dir>/slo.db`) that failed to write; retried at the next evaluation. "
+        "Alerts do not depend on them; a restart meanwhile resumes from the last good snapshot.",
+    ),
+    MetricSpec(
         "gen_ai_server_request_duration_seconds",
         "histogram",
         "Time from request received to last byte of the response (gen_ai.server.request.duration).",

@@ -1,7 +1,12 @@
-"""The demo runs headless in a short mode and reports real traffic and detector results."""
+"""The demo as `make demo` runs it, headless, from an empty directory.
+
+Traffic, detector findings, alerts with their evidence, and a postmortem draft whose facts are the alert's.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -10,29 +15,72 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _demo(cwd: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`genai-sre demo --headless` in `cwd`, an empty directory: the bundled settings are found wherever it runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENAI_SRE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "genai_sre", "demo", "--headless", *args],
+        cwd=cwd, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def _alert_rows(text: str) -> dict[tuple[str, str], str]:
+    """(slo, severity) -> the row of the summary's table of alerts fired, with its evidence column."""
+    table = text.split("burn-rate alerts fired during the run")[1].split("incidents opened")[0]
+    rows: dict[tuple[str, str], str] = {}
+    key: tuple[str, str] | None = None
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")] if line.startswith("│") else []
+        if len(cells) == 4 and cells[0]:
+            key = (cells[0], cells[1])
+            rows[key] = cells[3]
+        elif len(cells) == 4 and key is not None:
+            rows[key] += " " + cells[3]
+    return rows
 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_demo_headless_short_mode(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "genai_sre", "demo", "--headless", "--duration", "12", "--data-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+def test_demo_default_duration_pages_with_evidence_and_a_true_postmortem(tmp_path: Path) -> None:
+    """The demo as `make demo` runs it (default duration), from an empty directory."""
+    out = _demo(tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
     sent = int(re.search(r"requests sent (\d+)", text).group(1))  # type: ignore[union-attr]
     scored = int(re.search(r"exchanges scored (\d+)", text).group(1))  # type: ignore[union-attr]
-    assert sent > 20 and scored > 20
+    assert sent > 1000 and scored > 0.95 * sent
     assert re.search(r"latency\s+│ ttft\s+│ ok\s+│ \d+", text)
-    assert re.search(r"hallucination\s+│ hallucination_risk", text)  # the risk detector scored answers
-    assert (tmp_path / "evidence.db").exists() and (tmp_path / "slo.db").exists()
+    assert re.search(r"hallucination\s+│ hallucination_risk\s+│ flagged\s+│ \d+", text)
+    rows = _alert_rows(text)
+    availability = rows.get(("chat-availability", "page"), "")
+    assert re.search(r"\d+ bad events: status=503 x\d+", availability), rows
+    grounded = rows.get(("grounded-answers", "ticket"), "")
+    assert re.search(r"\d+ bad events; worst [01]\.\d\d \(\w+\): risk [01]\.\d\d", grounded), rows
+    data = Path(re.search(r"data directory \(SQLite: evidence, SLO state, incidents\): (\S+)",  # type: ignore[union-attr]
+                          text).group(1))
+    data = data if data.is_absolute() else tmp_path / data
+    assert data.parent == tmp_path / ".genai-sre"  # in the directory it ran from
+    assert (data / "evidence.db").exists() and (data / "slo.db").exists()
+    page = next(
+        a
+        for line in (data / "alerts.jsonl").read_text().splitlines()
+        for a in json.loads(line)["alerts"]
+        if a["labels"]["slo"] == "chat-availability" and a["labels"]["severity"] == "page" and a["status"] == "firing"
+    )
+    draft = (data / "postmortems" / "incident-1.md").read_text()
+    assert draft.startswith("# Postmortem: demo chat-availability")
+    burn = float(page["annotations"]["burn_rate"])
+    people = f"{burn:,.0f}x" if burn >= 100 else f"{burn:.1f}x"
+    assert f"Burn rate at page time: {people} over the 20s window" in draft
+    assert f"burn rate at page time {people}, peak " in draft
+    impact = draft.split("## Impact")[1].split("## Detection")[0]
+    assert not re.search(r"\d\.\d{3,}", impact), impact
+    samples = draft.split("Redacted samples of the bad events of `chat-availability`:")[1]
+    statuses = re.findall(r" (status=\d+|status=error \([a-z_ ]+\)) model=", samples)
+    assert len(statuses) == 5 and all(s == "status=503" or s.startswith("status=error (") for s in statuses), statuses
     # The simulated answers read like answers: never the system prompt's instruction.
-    with sqlite3.connect(tmp_path / "evidence.db") as db:
+    with sqlite3.connect(data / "evidence.db") as db:
         answers = [row[0] for row in db.execute("SELECT answer FROM samples WHERE answer IS NOT NULL AND answer != ''")]
     assert answers
     assert not [a for a in answers if "Answer only" in a or "these documents" in a]

@@ -146,3 +146,5 @@ def test_the_copied_source_builds_the_package(tmp_path: Path) -> None:
     assert "genai_sre/cli/serve.py" in names and "genai_sre/dashboards/__init__.py" in names
     shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "detectors").rglob("*.json")}
     assert shipped and shipped <= names, sorted(shipped - names)
+    bundled = {f"genai_sre/configs/{p.relative_to(ROOT / 'configs')}" for p in (ROOT / "configs").rglob("*.yaml")}
+    assert "genai_sre/configs/sidecar.yaml" in bundled and bundled <= names, sorted(bundled - names)

@@ -166,7 +166,7 @@ def test_postmortem_reads_slo_figures_on_the_event_loop(tmp_path: Path) -> None:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
             status, text = await call("GET", f"http://127.0.0.1:{port}/admin/incidents/1/postmortem", WRITE)
-            assert status == 200 and "310 of 1200" in text  # the figures reached the draft
+            assert status == 200 and "310 of 1,200" in text  # the figures reached the draft
             assert Recording.threads == [threading.get_ident()]  # read on the loop's thread
         finally:
             await runner.cleanup()

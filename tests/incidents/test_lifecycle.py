@@ -21,16 +21,19 @@ T0 = 1_800_000_000.0
 
 class Evidence:
     def __init__(self) -> None:
-        self.asked: list[tuple[float, float]] = []
+        self.asked: list[tuple[float, float, str | None]] = []
 
-    def samples(self, start: float, end: float, limit: int) -> list[dict[str, Any]]:
-        self.asked.append((start, end))
+    def samples(self, start: float, end: float, limit: int, *, slo: str | None = None) -> list[dict[str, Any]]:
+        self.asked.append((start, end, slo))
         return [
             {
                 "id": f"ex-{i}",
                 "at": start + 60 * i,
                 "model": "gpt-x",
                 "route": "/v1/chat/completions",
+                "status": 200,
+                "error": None,
+                "slos": [slo] if slo else [],
                 "question": "What is the refund window? [EMAIL]",
                 "answer": "90 days, says policy 7.",
                 "findings": [
@@ -55,6 +58,7 @@ class Evidence:
             "budget_consumed": 0.031,
             "budget_remaining": 0.62,
             "peak_burn_rate": 18.2,
+            "window": "5m",
         }
 
 
@@ -148,9 +152,9 @@ def test_page_to_postmortem(tmp_path: Path, store_url: str) -> None:
             "Supporting information",
         ):
             assert f"\n## {heading}\n" in text
-        assert evidence.asked == [(burn_start, T0 + 960)]
+        assert evidence.asked == [(burn_start, T0 + 960, "chat-availability")]  # the SLO's own bad events
         assert "time to detect: 5.0 min" in text
-        assert "310 of 1200" in text and "3.10%" in text
+        assert "310 of 1,200" in text and "3.10%" in text and "peak 18.2x (over 5m windows)" in text
         assert "deploy model=gpt-x version=2026-11-27 rollout" in text
         assert "`hallucination/hallucination_risk`: 3 of 3" in text and "`nli_contradiction`" in text
         assert "| add an eval gate for refund questions |" in text
@@ -159,7 +163,7 @@ def test_page_to_postmortem(tmp_path: Path, store_url: str) -> None:
         section = text.split("## Timeline (UTC)\n")[1].split("\n## ")[0]
         lines = [ln for ln in section.splitlines() if ln.startswith("- ")]
         assert lines[0].endswith("deploy: model=gpt-x version=2026-11-27 rollout")
-        assert lines[1].endswith("DEGRADATION BEGINS (first 5-minute window burning above 1x)")
+        assert lines[1].endswith("DEGRADATION BEGINS (first 5m window burning above 1x)")
         stamps = [re.match(r"- (\S+ \S+)", ln).group(1) for ln in lines]  # type: ignore[union-attr]
         assert stamps == sorted(stamps)
         assert len(lines) == len(service.timeline(incident.id)) + 1
