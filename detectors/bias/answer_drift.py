@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.bias.drift import mmd_test
-from detectors.bias.embedding import Embedder
+from detectors.common.embedding import Embedder
 
 __all__ = ["AnswerDrift", "DriftJob", "DriftResult", "EmbeddingDrift"]
 

@@ -47,15 +47,15 @@ from detectors.bias.answer_drift import AnswerDrift, DriftResult, EmbeddingDrift
 from detectors.bias.background import BackgroundJob
 from detectors.bias.config import BiasConfig
 from detectors.bias.drift import js_distance, psi
-from detectors.bias.embedding import Embedder, load_embedder
 from detectors.bias.fairness import FairnessRow, fairness_table
 from detectors.bias.gauges import BiasGauges
 from detectors.bias.groups import GroupExtractor, GroupValue
 from detectors.bias.outcomes import OutcomeMeter, Outcomes, RiskSource
-from detectors.bias.refusal import DEFAULT_PATTERNS, RefusalClassifier
 from detectors.bias.stats import Disparity, mean_disparity, rate_disparity
 from detectors.bias.units import ClusterMoments, UnitTracker, design_effects, unit_key
 from detectors.bias.window import CONTINUOUS, BucketedTallies, Grouped, Tally, encode
+from detectors.common.embedding import Embedder, load_embedder
+from detectors.common.refusal import DEFAULT_PATTERNS, RefusalClassifier
 from genai_sre.detection.base import BaseDetector, DetectorContext
 from genai_sre.errors import ConfigError
 from genai_sre.events import Evaluation, Exchange, Finding

@@ -16,7 +16,7 @@ from typing import Literal
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from detectors.bias.refusal import RefusalClassifier
+from detectors.common.refusal import RefusalClassifier
 from genai_sre.events import Exchange
 
 __all__ = ["METRICS", "MetricName", "OutcomeMeter", "Outcomes", "RiskSource"]

@@ -28,10 +28,10 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from detectors.bias.embedding import Embedder, load_embedder
 from detectors.bias.outcomes import OutcomeMeter
 from detectors.bias.probe_config import Counterfactual, ProbeConfig, ProbeTemplate, counterfactuals, load_probes
-from detectors.upstream import answer_text
+from detectors.common.embedding import Embedder, load_embedder
+from detectors.common.upstream import answer_text
 from genai_sre import probe_headers
 from genai_sre.telemetry.metrics import Metrics
 

@@ -40,14 +40,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import numpy as np
 
+from detectors.common.upstream import answer_text
 from detectors.hallucination.grounding import grounding
-from detectors.upstream import answer_text
 from genai_sre import probe_headers
 from genai_sre.events import Exchange, Finding
 from genai_sre.telemetry.metrics import Metrics
 
 if TYPE_CHECKING:  # importing detectors.bias at run time would load its whole package (sklearn, pandas, vader)
-    from detectors.bias.embedding import Embedder
+    from detectors.common.embedding import Embedder
 
 __all__ = ["CONSISTENCY_METRICS", "FINDING_NAME", "SelfConsistency", "SelfConsistencyConfig", "ungrounded"]
 

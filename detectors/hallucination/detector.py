@@ -44,7 +44,7 @@ from genai_sre.events import Evaluation, Finding, Span
 from genai_sre.schema import Document, build
 
 if TYPE_CHECKING:
-    from detectors.bias.embedding import Embedder
+    from detectors.common.embedding import Embedder
     from detectors.hallucination.cascade import Cascade
     from detectors.hallucination.consistency import SelfConsistency
     from genai_sre.detection.base import DetectorContext
@@ -296,8 +296,8 @@ def _self_consistency(
     config = build(SelfConsistencyConfig, data, where, path=("options", "self_consistency"))
     if not config.enabled:
         return None
-    from detectors.bias.embedding import load_embedder
     from detectors.bias.gauges import metrics_for
+    from detectors.common.embedding import load_embedder
 
     if config.api_key_env and not os.environ.get(config.api_key_env):
         logger.warning(

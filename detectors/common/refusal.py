@@ -1,5 +1,7 @@
 """Did the model refuse? Phrase patterns at the head of the answer, plus optional embedding similarity.
 
+Shared by the refusal, bias and hallucination detectors.
+
 Patterns catch the common refusal openings ("I'm sorry, but I can't ...",
 "As an AI, I cannot ..."). Only the first `head_chars` characters are searched,
 so an answer that merely *quotes* a refusal later on is not one. When
@@ -11,16 +13,14 @@ six paraphrased refusals (similarity 0.46-0.73) from six ordinary answers
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from detectors.bias.embedding import Embedder, cosine_max, load_embedder
-from genai_sre.detection.base import BaseDetector, DetectorContext
-from genai_sre.events import Exchange, Finding, Span
+from detectors.common.embedding import Embedder, cosine_max
+from genai_sre.events import Span
 
-__all__ = ["DEFAULT_EXEMPLARS", "DEFAULT_PATTERNS", "RefusalClassifier", "RefusalDetector", "RefusalResult"]
+__all__ = ["DEFAULT_EXEMPLARS", "DEFAULT_PATTERNS", "RefusalClassifier", "RefusalResult"]
 
 DEFAULT_PATTERNS: tuple[str, ...] = (
     r"\bI(?:'m| am) (?:sorry|afraid)\b.{0,40}\b(?:can(?:'|no)?t|cannot|unable|won'?t|not able)\b",
@@ -87,45 +87,3 @@ class RefusalClassifier:
             similarity = cosine_max(self.embedder.encode([head])[0], self._exemplars)
             return RefusalResult(similarity >= self.similarity_threshold, max(0.0, min(1.0, similarity)), "embedding")
         return RefusalResult(False, 0.0, "none")
-
-
-class RefusalDetector(BaseDetector):
-    """Reports `Finding(name="refusal", score, label="refused"|"answered")` for each exchange with an answer."""
-
-    finding_names = ("refusal",)
-
-    def __init__(
-        self,
-        extra_patterns: Sequence[str] = (),
-        head_chars: int = 400,
-        embedding: bool = False,
-        similarity_threshold: float = 0.42,
-        exemplars: Sequence[str] = DEFAULT_EXEMPLARS,
-        context: DetectorContext | None = None,
-    ) -> None:
-        embedder = load_embedder() if embedding else None
-        self.classifier = RefusalClassifier(
-            extra_patterns=extra_patterns,
-            head_chars=head_chars,
-            embedder=embedder,
-            exemplars=exemplars,
-            similarity_threshold=similarity_threshold,
-        )
-
-    async def detect(self, exchange: Exchange) -> Sequence[Finding]:
-        if not exchange.ok or (not exchange.answer and exchange.finish_reason != "content_filter"):
-            return []
-        if self.classifier.embedder is not None:
-            result = await asyncio.to_thread(self.classifier.classify, exchange.answer, exchange.finish_reason)
-        else:
-            result = self.classifier.classify(exchange.answer, exchange.finish_reason)
-        return [
-            Finding(
-                name="refusal",
-                score=result.score,
-                label="refused" if result.refused else "answered",
-                explanation=f"refusal by {result.method}" if result.refused else "",
-                evidence=(result.span,) if result.span else (),
-                attributes={"method": result.method},
-            )
-        ]
