@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_EXEMPLARS", "DEFAULT_PATTERNS", "RefusalClassifier", "Refusa
 
 DEFAULT_PATTERNS: tuple[str, ...] = (
     r"\bI(?:'m| am) (?:sorry|afraid)\b.{0,40}\b(?:can(?:'|no)?t|cannot|unable|won'?t|not able)\b",
-    r"\bI (?:can(?:'|no)?t|cannot|won'?t|will not|am unable to|am not able to|'m unable to|'m not able to)"
+    r"\bI(?: can(?:'|no)?t| cannot| won'?t| will not|(?:'m| am) unable to|(?:'m| am) not able to)"
     r" (?:help|assist|provide|comply|do that|fulfil+|support|answer|create|write|share|give|engage)",
     r"\b(?:as an ai|as a language model)\b.{0,60}\b(?:can(?:'|no)?t|cannot|unable|not able|don'?t)\b",
     r"\b(?:against|violates?) (?:my|our|the) (?:guidelines|policies|policy|usage polic(?:y|ies))\b",

@@ -36,6 +36,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from detectors.common.refusal import RefusalClassifier
 from detectors.hallucination.grounding import GROUNDING_ROLES, MIN_CONTEXT_WORDS, grounding
 from detectors.hallucination.scorer import HallucinationScorer, RiskResult, ScoreInput
 from genai_sre.detection.base import BaseDetector
@@ -313,14 +314,6 @@ def _self_consistency(
     )
 
 
-_REFUSAL = re.compile(
-    r"^\s*(?:(?:i'?m|i am) sorry|sorry|i apologi[sz]e)?[,.!]?\s*(?:but\s+)?"
-    r"(?:i|we)\s*(?:can(?:'|no)?t|cannot|won'?t be able to|(?:'m|am|are|'re)\s+(?:unable|not able) to)\s+"
-    r"(?:help|assist|answer|provide|do|comply|share|discuss)\b[^.!?]*[.!?]?\s*$",
-    re.IGNORECASE,
-)
-
-
 _ABSTENTION = re.compile(
     r"^\s*(?:(?:i'?m |i am )?sorry[,.!]?\s*(?:but\s+)?)?"
     r"(?:i (?:do not|don't|dont) know|(?:i'?m|i am) not sure|i (?:do not|don't) have (?:that|this|enough) information"
@@ -338,9 +331,16 @@ def _is_abstention(answer: str) -> bool:
 
 
 def _is_refusal(answer: str) -> bool:
-    """A one-sentence answer that only declines ("I'm sorry, but I can't help with that.").
+    """An answer that only declines ("I'm sorry, but I can't help with that."), by the shared refusal classifier.
 
-    Apologies that go on to assert something ("I'm sorry, but the seat costs $10") are scored.
+    Only a short answer with no figure in it counts: apologies that go on to assert something ("I'm sorry,
+    but the seat costs $10") are scored.
     """
     text = answer.replace("\u2019", "'").strip()
-    return len(text) < 200 and not any(c.isdigit() for c in text) and _REFUSAL.match(text) is not None
+    if len(text) >= 200 or any(c.isdigit() for c in text) or len(_SENTENCE_END.findall(text.rstrip(".!?"))) > 0:
+        return False
+    return _REFUSALS.classify(text).refused
+
+
+_REFUSALS = RefusalClassifier()
+_SENTENCE_END = re.compile(r"[.!?]\s+\S")
