@@ -24,10 +24,30 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from genai_sre import BaseDetector, Exchange, Finding
+from genai_sre.schema import Range, build
 
-__all__ = ["LatencyDetector"]
+__all__ = ["LatencyDetector", "LatencyOptions"]
+
+
+@dataclass(frozen=True)
+class LatencyOptions:
+    """The detector's `options:` (strings from `${VAR}` are converted, ranges checked, unknown keys refused)."""
+
+    ttft_threshold_s: Annotated[float, Range(above=0)] = 2.0
+    duration_threshold_s: Annotated[float, Range(above=0)] = 30.0
+    tpot_threshold_s: Annotated[float, Range(above=0)] = 0.2
+    min_tokens_per_s: Annotated[float, Range(min=0)] = 0.0
+    regression_factor: Annotated[float, Range(above=1)] = 1.5
+    baseline_size: Annotated[int, Range(min=1, max=100_000)] = 500
+    recent_size: Annotated[int, Range(min=1, max=100_000)] = 20
+
+    def __post_init__(self) -> None:
+        if self.baseline_size < self.recent_size:
+            raise ValueError("baseline_size must be >= recent_size")
 
 
 class LatencyDetector(BaseDetector):
@@ -35,25 +55,15 @@ class LatencyDetector(BaseDetector):
 
     finding_names = ("ttft", "duration", "time_per_output_token", "tokens_per_second", "latency_regression")
 
-    def __init__(
-        self,
-        ttft_threshold_s: float = 2.0,
-        duration_threshold_s: float = 30.0,
-        tpot_threshold_s: float = 0.2,
-        min_tokens_per_s: float = 0.0,
-        regression_factor: float = 1.5,
-        baseline_size: int = 500,
-        recent_size: int = 20,
-    ) -> None:
-        if baseline_size < recent_size or recent_size < 1:
-            raise ValueError("baseline_size must be >= recent_size >= 1")
-        self.ttft_threshold_s = ttft_threshold_s
-        self.duration_threshold_s = duration_threshold_s
-        self.tpot_threshold_s = tpot_threshold_s
-        self.min_tokens_per_s = min_tokens_per_s
-        self.regression_factor = regression_factor
-        self.baseline_size = baseline_size
-        self.recent_size = recent_size
+    def __init__(self, **options: Any) -> None:
+        self.options = opts = build(LatencyOptions, options, path=("options",))
+        self.ttft_threshold_s = opts.ttft_threshold_s
+        self.duration_threshold_s = opts.duration_threshold_s
+        self.tpot_threshold_s = opts.tpot_threshold_s
+        self.min_tokens_per_s = opts.min_tokens_per_s
+        self.regression_factor = opts.regression_factor
+        self.baseline_size = opts.baseline_size
+        self.recent_size = opts.recent_size
         self._history: dict[str, deque[float]] = {}
 
     async def detect(self, exchange: Exchange) -> Sequence[Finding]:

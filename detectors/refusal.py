@@ -8,13 +8,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from detectors.common.embedding import load_embedder
 from detectors.common.refusal import DEFAULT_EXEMPLARS, RefusalClassifier
 from genai_sre.detection.base import BaseDetector, DetectorContext
 from genai_sre.events import Exchange, Finding
+from genai_sre.schema import Range, build
 
-__all__ = ["RefusalDetector"]
+__all__ = ["RefusalDetector", "RefusalOptions"]
+
+
+@dataclass(frozen=True)
+class RefusalOptions:
+    """The detector's `options:`: extra patterns, how much of the answer's head is searched, and the
+    optional MiniLM similarity to refusal exemplars (needs the `embeddings` extra)."""
+
+    extra_patterns: tuple[str, ...] = ()
+    head_chars: Annotated[int, Range(min=20, max=100_000)] = 400
+    embedding: bool = False
+    similarity_threshold: Annotated[float, Range(min=0, max=1)] = 0.42
+    exemplars: tuple[str, ...] = DEFAULT_EXEMPLARS
 
 
 class RefusalDetector(BaseDetector):
@@ -22,22 +37,15 @@ class RefusalDetector(BaseDetector):
 
     finding_names = ("refusal",)
 
-    def __init__(
-        self,
-        extra_patterns: Sequence[str] = (),
-        head_chars: int = 400,
-        embedding: bool = False,
-        similarity_threshold: float = 0.42,
-        exemplars: Sequence[str] = DEFAULT_EXEMPLARS,
-        context: DetectorContext | None = None,
-    ) -> None:
-        embedder = load_embedder() if embedding else None
+    def __init__(self, *, context: DetectorContext | None = None, **options: Any) -> None:
+        self.options = opts = build(RefusalOptions, options, path=("options",))
+        embedder = load_embedder() if opts.embedding else None
         self.classifier = RefusalClassifier(
-            extra_patterns=extra_patterns,
-            head_chars=head_chars,
+            extra_patterns=opts.extra_patterns,
+            head_chars=opts.head_chars,
             embedder=embedder,
-            exemplars=exemplars,
-            similarity_threshold=similarity_threshold,
+            exemplars=opts.exemplars,
+            similarity_threshold=opts.similarity_threshold,
         )
 
     async def detect(self, exchange: Exchange) -> Sequence[Finding]:

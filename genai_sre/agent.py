@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from genai_sre.admin import build_admin_app
 from genai_sre.config import Config
 from genai_sre.detection.base import DetectorContext
-from genai_sre.detection.runner import DetectorRunner, DetectorSlot
+from genai_sre.detection.runner import DetectorRunner, DetectorSlot, FindingBoard
 from genai_sre.errors import ListenError
 from genai_sre.events import Alert, Capture, Evaluation
 from genai_sre.pipeline.queue import CaptureQueue
@@ -61,6 +61,7 @@ def build_detector_slots(
     metrics: Metrics,
     wall: Callable[[], float],
     emit: Callable[[Evaluation], None] | None = None,
+    board: FindingBoard | None = None,
 ) -> list[DetectorSlot]:
     slots = []
     data_dir = config.resolve(config.storage.data_dir)
@@ -71,9 +72,10 @@ def build_detector_slots(
             name=d.name,
             clock=wall,
             registry=metrics.registry,
+            metrics=metrics,
             data_dir=data_dir,
-            extra={"metrics": metrics},
             emit=emit,
+            findings=board.of if board is not None else None,
         )
         detector = build(DETECTOR_GROUP, d.name, d.type, d.options, context=ctx)
         slots.append(
@@ -234,10 +236,12 @@ def build_agent(
         EvaluationMetrics(metrics),
         UsageMetrics(metrics, load_prices(config), model_label),  # tokens and spend per model, tenant and app
     ]
+    board = FindingBoard()
     runner = DetectorRunner(
-        build_detector_slots(config, metrics, wall, emit=functools.partial(deliver_supplement, sinks)),
+        build_detector_slots(config, metrics, wall, emit=functools.partial(deliver_supplement, sinks), board=board),
         metrics,
         log_interval_s=config.pipeline.failure_log_interval_s,
+        board=board,
     )
     intake = ProxyIntake(session=session_id())
     metrics.registry.register(ProxyCollector(intake.merged))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from genai_sre.errors import PluginLoadError
+from genai_sre.errors import ConfigError, PluginLoadError
 
 __all__ = ["build", "import_from_string", "resolve"]
 
@@ -71,7 +71,9 @@ def build(group: str, name: str, type_name: str, options: Mapping[str, Any], **i
             kwargs.setdefault(key, value)
     try:
         return factory(**kwargs)
+    except PluginLoadError:
+        raise
     except TypeError as exc:
         raise PluginLoadError(f"{name!r} ({type_name}): bad options: {exc}") from exc
-    except ValueError as exc:
+    except (ValueError, ConfigError) as exc:  # a declared options dataclass names the key
         raise PluginLoadError(f"{name!r} ({type_name}): {exc}") from exc

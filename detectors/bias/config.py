@@ -35,6 +35,8 @@ class BiasConfig:
     """
 
     groups: GroupConfig = field(default_factory=GroupConfig)
+    # the detector instance whose `hallucination_risk` finding is the `hallucination_risk` outcome (None: off)
+    risk_detector: str | None = "hallucination"
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     windows_s: tuple[float, ...] = (60.0, 120.0, 600.0, 1800.0)
     bucket_s: float = 10.0

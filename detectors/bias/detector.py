@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import statistics
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -97,9 +98,11 @@ class BiasDetector(BaseDetector):
         cfg = self.config
         self.groups = GroupExtractor(cfg.groups)
         refusal = RefusalClassifier(patterns=DEFAULT_PATTERNS, extra_patterns=cfg.refusal_patterns)
-        if risk_source is None:  # the app may hand one over in the context (e.g. reading another detector's score)
-            extra = self.context.extra.get("risk_source")
-            risk_source = extra if callable(extra) else None
+        self.after: tuple[str, ...] = ()
+        if risk_source is None and cfg.risk_detector and self.context.findings is not None:
+            # the hallucination risk of the same exchange, from the detector the runner ran first
+            self.after = (cfg.risk_detector,)
+            risk_source = functools.partial(_risk_of, self.context.findings, cfg.risk_detector)
         self.meter = OutcomeMeter(refusal, risk_source)
         self._fine = BucketedTallies(cfg.bucket_s, max(cfg.windows_s) + cfg.bucket_s)
         self.units = UnitTracker(cfg.windows_s, cfg.bucket_s, cfg.max_units)
@@ -409,3 +412,9 @@ class BiasDetector(BaseDetector):
                         "js": round(j, 6), "excess_psi": round(excess, 6)},
         )
 
+
+def _risk_of(findings: Callable[[str], Sequence[Finding]], detector: str, exchange: Exchange) -> float | None:
+    for f in findings(exchange.id):
+        if f.detector == detector and f.name == "hallucination_risk" and f.score is not None:
+            return float(f.score)
+    return None

@@ -1,7 +1,7 @@
 """The bias detector's Prometheus gauges, built from the rows of `genai_sre.telemetry.metrics.METRICS`.
 
-The app may hand its `Metrics` object over as `context.extra["metrics"]`;
-otherwise the gauges are created on `context.registry`. Without either,
+The sidecar hands its `Metrics` over as `context.metrics`; otherwise the
+gauges are created on `context.registry`. Without either,
 nothing is exported (replays and benchmarks).
 """
 
@@ -34,9 +34,8 @@ def metrics_for(context: DetectorContext | None, names: tuple[str, ...]) -> Metr
     """The shared `Metrics` from the context, or the named instruments on the context's registry."""
     if context is None:
         return None
-    shared = context.extra.get("metrics")
-    if isinstance(shared, Metrics):
-        return shared
+    if context.metrics is not None:
+        return context.metrics
     registry = context.registry
     if registry is None:
         return None
@@ -44,7 +43,7 @@ def metrics_for(context: DetectorContext | None, names: tuple[str, ...]) -> Metr
         return Metrics(registry, specs=[spec(n) for n in names])
     except ValueError:
         # The names are already registered by someone else on this registry; export on a private one.
-        logger.warning("metrics %s already registered; pass context.extra['metrics'] to share them", names[0])
+        logger.warning("metrics %s already registered; pass context.metrics to share them", names[0])
         return Metrics(CollectorRegistry(), specs=[spec(n) for n in names])
 
 

@@ -33,6 +33,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from genai_sre.detection.base import DetectorContext
     from genai_sre.events import Exchange
 
-__all__ = ["FINDING_NAME", "HallucinationDetector", "to_finding"]
+__all__ = ["FINDING_NAME", "HallucinationDetector", "HallucinationOptions", "to_finding"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,25 @@ def to_finding(result: RiskResult) -> Finding:
     )
 
 
+@dataclass(frozen=True)
+class HallucinationOptions:
+    """The detector's `options:` (see the class docstring; strings from `${VAR}` are converted)."""
+
+    model_path: str | None = None
+    embeddings: Literal["off", "cascade"] = "off"
+    embedding_model_path: str | None = None
+    batch_size: int = 32
+    executor: Literal["thread", "process"] = "thread"
+    explainer: Literal["closed_form", "shap"] = "closed_form"
+    self_consistency: Mapping[str, Any] | None = None
+    grounding_roles: tuple[str, ...] = GROUNDING_ROLES
+    min_context_words: int = MIN_CONTEXT_WORDS
+    base_rate: float | Mapping[str, float] | None = None
+    cross_encoder: Literal["off", "cascade"] = "off"
+    cross_encoder_path: str | None = None
+    cross_encoder_threads: int = 1
+
+
 class HallucinationDetector(BaseDetector):
     """Scores each exchange's answer against its grounding context.
 
@@ -136,24 +156,16 @@ class HallucinationDetector(BaseDetector):
     finding_names = (FINDING_NAME, "hallucination_self_consistency")
 
     def __init__(
-        self,
-        *,
-        model_path: str | None = None,
-        embeddings: Literal["off", "cascade"] = "off",
-        embedding_model_path: str | None = None,
-        batch_size: int = 32,
-        executor: Literal["thread", "process"] = "thread",
-        explainer: Literal["closed_form", "shap"] = "closed_form",
-        self_consistency: Mapping[str, Any] | None = None,
-        embedder: Embedder | None = None,
-        grounding_roles: Sequence[str] = GROUNDING_ROLES,
-        min_context_words: int = MIN_CONTEXT_WORDS,
-        base_rate: float | Mapping[str, float] | None = None,
-        cross_encoder: Literal["off", "cascade"] = "off",
-        cross_encoder_path: str | None = None,
-        cross_encoder_threads: int = 1,
-        context: DetectorContext | None = None,
+        self, *, embedder: Embedder | None = None, context: DetectorContext | None = None, **options: Any
     ) -> None:
+        self.options = opts = build(HallucinationOptions, options, path=("options",))
+        model_path, embeddings, embedding_model_path = opts.model_path, opts.embeddings, opts.embedding_model_path
+        batch_size, executor, explainer = opts.batch_size, opts.executor, opts.explainer
+        self_consistency, grounding_roles, min_context_words = (
+            opts.self_consistency, opts.grounding_roles, opts.min_context_words
+        )
+        base_rate, cross_encoder = opts.base_rate, opts.cross_encoder
+        cross_encoder_path, cross_encoder_threads = opts.cross_encoder_path, opts.cross_encoder_threads
         if embeddings != "off":
             raise ConfigError(
                 f"embeddings: {embeddings!r} is not available in this build: MiniLM features measured no AUROC gain "

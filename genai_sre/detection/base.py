@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from genai_sre.events import Evaluation, Exchange, Finding
+    from genai_sre.telemetry.metrics import Metrics
 
 __all__ = ["BaseDetector", "Detector", "DetectorContext"]
 
@@ -40,6 +41,11 @@ class Detector(Protocol):
                 return [Finding(name="truncated", score=1.0, label="fail")]
             return []
     ```
+
+    A detector that reads another detector's findings about the same exchange
+    (the bias detector reading the hallucination risk) names those detector
+    instances in an `after` attribute; the runner then starts it once they
+    finished, and `context.findings(exchange.id)` returns what they found.
     """
 
     async def detect(self, exchange: Exchange) -> Sequence[Finding]: ...
@@ -62,16 +68,20 @@ class DetectorContext:
     """What the sidecar hands a detector factory that asks for it (a `context` keyword).
 
     `clock` is wall-clock seconds (injectable for tests and replays);
-    `registry` the Prometheus registry a detector may add its own metrics to;
-    `data_dir` where it may keep state; `emit` hands the sinks findings that
-    arrive after `detect()` returned, as a supplement `Evaluation` of the same
-    exchange (None outside a sidecar: the detector then has nowhere to send
-    them later).
+    `registry` the Prometheus registry a detector may add its own metrics to,
+    and `metrics` the sidecar's instruments of the metric table (to share
+    rather than register twice); `data_dir` where it may keep state; `emit`
+    hands the sinks findings that arrive after `detect()` returned, as a
+    supplement `Evaluation` of the same exchange (None outside a sidecar: the
+    detector then has nowhere to send them later); `findings(exchange_id)`
+    returns what the detectors this one runs `after` (see `Detector`) found
+    about the exchange being evaluated.
     """
 
     name: str
     clock: Callable[[], float] = time.time
     registry: CollectorRegistry | None = None
+    metrics: Metrics | None = None
     data_dir: Path | None = None
-    extra: dict[str, object] = field(default_factory=dict)
     emit: Callable[[Evaluation], None] | None = None
+    findings: Callable[[str], Sequence[Finding]] | None = None

@@ -22,7 +22,7 @@ from genai_sre.detection.base import Detector
 from genai_sre.events import DetectorOutcome, Evaluation, Exchange, Finding
 from genai_sre.telemetry.metrics import Metrics
 
-__all__ = ["DetectorRunner", "DetectorSlot"]
+__all__ = ["DetectorRunner", "DetectorSlot", "FindingBoard"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,21 @@ class DetectorSlot:
     sample_rate: float = 1.0
     timeout_s: float = 5.0
     cpu_budget: float | None = None  # share of one core this detector may use, as a token bucket
+
+    @property
+    def after(self) -> tuple[str, ...]:
+        """The detectors whose findings this one reads (its `after` attribute)."""
+        return tuple(getattr(self.detector, "after", ()) or ())
+
+
+class FindingBoard:
+    """The findings of the exchanges being evaluated, for detectors that run `after` others."""
+
+    def __init__(self) -> None:
+        self._by_exchange: dict[str, list[Finding]] = {}
+
+    def of(self, exchange_id: str) -> Sequence[Finding]:
+        return tuple(self._by_exchange.get(exchange_id, ()))
 
 
 class _Budget:
@@ -66,8 +81,14 @@ class DetectorRunner:
         clock: Callable[[], float] = time.monotonic,
         log_interval_s: float = 60.0,
         rng: random.Random | None = None,
+        board: FindingBoard | None = None,
     ) -> None:
         self.slots = list(slots)
+        self.board = board or FindingBoard()
+        names = {s.name for s in self.slots}
+        # Two stages: detectors that read others' findings start once those finished.
+        self._late = [s for s in self.slots if set(s.after) & names]
+        self._early = [s for s in self.slots if s not in self._late]
         self.metrics = metrics
         self.clock = clock
         self.log_interval_s = log_interval_s
@@ -78,12 +99,20 @@ class DetectorRunner:
         self.counts: dict[tuple[str, str], int] = {}
 
     async def evaluate(self, exchange: Exchange) -> Evaluation:
-        results = await asyncio.gather(*(self._run_one(slot, exchange) for slot in self.slots))
         findings: list[Finding] = []
         outcomes: dict[str, DetectorOutcome] = {}
-        for slot, (outcome, found) in zip(self.slots, results, strict=True):
-            outcomes[slot.name] = outcome
-            findings.extend(found)
+        for stage in (self._early, self._late):
+            if not stage:
+                continue
+            if stage is self._late:
+                self.board._by_exchange[exchange.id] = findings
+            try:
+                results = await asyncio.gather(*(self._run_one(slot, exchange) for slot in stage))
+            finally:
+                self.board._by_exchange.pop(exchange.id, None)
+            for slot, (outcome, found) in zip(stage, results, strict=True):
+                outcomes[slot.name] = outcome
+                findings.extend(found)
         return Evaluation(exchange=exchange, findings=tuple(findings), outcomes=outcomes)
 
     async def _run_one(self, slot: DetectorSlot, exchange: Exchange) -> tuple[DetectorOutcome, list[Finding]]:

@@ -7,6 +7,7 @@ import pytest
 
 from detectors.latency import LatencyDetector
 from genai_sre import Usage
+from genai_sre.errors import ConfigError
 from tests.factories import exchange
 
 # a streamed answer of 41 tokens: first token after 0.2 s, the last after 1 s
@@ -56,6 +57,11 @@ def test_regression_against_the_rolling_baseline_per_model() -> None:
     asyncio.run(run())
 
 
-def test_bad_options_are_refused() -> None:
-    with pytest.raises(ValueError):
+def test_bad_options_are_refused_and_env_strings_converted() -> None:
+    with pytest.raises(ConfigError, match="baseline_size must be >= recent_size"):
         LatencyDetector(baseline_size=5, recent_size=10)
+    with pytest.raises(ConfigError, match="options.ttft_threshold_s: must be greater than 0"):
+        LatencyDetector(ttft_threshold_s=-1)
+    with pytest.raises(ConfigError, match="unknown key 'ttft'"):
+        LatencyDetector(ttft=1)
+    assert LatencyDetector(ttft_threshold_s="1.5").ttft_threshold_s == 1.5  # from ${VAR:-1.5}

@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from detectors.bias import BiasDetector
 from detectors.bias.groups import GroupValue
 from detectors.bias.outcomes import Outcomes
-from genai_sre.detection.base import DetectorContext
+from genai_sre.detection.base import BaseDetector, DetectorContext
+from genai_sre.detection.runner import DetectorRunner, DetectorSlot, FindingBoard
 from genai_sre.errors import ConfigError
 from genai_sre.events import Exchange, Finding
 
@@ -186,17 +187,25 @@ def test_embedding_drift_of_one_groups_answers() -> None:
     assert results["a"].p_value > 0.01
 
 
-def test_hallucination_risk_from_a_risk_source_in_the_context() -> None:
+def test_hallucination_risk_from_the_detector_the_runner_ran_first() -> None:
+    """The bias detector runs `after` the hallucination detector and reads its risk of the same exchange."""
     clock = Clock()
 
-    def risk(exchange: Exchange) -> float | None:
-        return 0.6 if exchange.labels.get("group.gender") == "b" else 0.1
+    class Risk(BaseDetector):
+        async def detect(self, exchange: Exchange) -> Sequence[Finding]:
+            score = 0.6 if exchange.labels.get("group.gender") == "b" else 0.1
+            return [Finding(name="hallucination_risk", score=score)]
 
-    detector = BiasDetector(context=DetectorContext(name="bias", clock=clock, extra={"risk_source": risk}))
+    board = FindingBoard()
+    bias = BiasDetector(context=DetectorContext(name="bias", clock=clock, findings=board.of))
+    assert bias.after == ("hallucination",)
+    runner = DetectorRunner(
+        [DetectorSlot("bias", bias), DetectorSlot("hallucination", Risk())], board=board  # order does not matter
+    )
     for i in range(200):
         clock.t += 0.5
         for g in ("a", "b"):
-            asyncio.run(detector.detect(make_exchange(i, answer=ANSWER + f" {i % 7}", labels={"group.gender": g})))
-    state = next(s for s in detector.states() if s.metric == "hallucination_risk")
+            asyncio.run(runner.evaluate(make_exchange(i, answer=ANSWER + f" {i % 7}", labels={"group.gender": g})))
+    state = next(s for s in bias.states() if s.metric == "hallucination_risk")
     assert state.disparity is not None and state.disparity.gap == pytest.approx(0.5)
     assert state.score >= 1.0 and state.disparity.high == "b"
