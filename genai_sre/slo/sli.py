@@ -11,6 +11,10 @@ engine sees) and, when an engine runs in process, to `engine.record()`.
   SLIs. Probe traffic is never counted unless an SLI sets `include_probes`.
 - `flush(now)` closes finished time slices even when no new evaluation
   arrives; call it from the evaluation loop.
+- `on_probe(slo, good)`, when set, hears how each probe request or exchange
+  that an SLO's filters match would have been judged, whether or not the SLO
+  counts probes: fail-back after an SLO fail-over waits on it
+  (`genai_sre.healing`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from genai_sre.slo.spec import Filters, SLOFile, SLOSpec
 __all__ = ["SLIRecorder"]
 
 Emit = Callable[[str, bool], None]
+ProbeSink = Callable[[str, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,7 @@ class SLIRecorder:
         self._slices: dict[str, _Slice] = {}
         self._evidence: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
+        self.on_probe: ProbeSink | None = None
 
     def _event(self, slo: str, good: bool, at: float | None = None) -> None:
         self._emit(slo, good)
@@ -107,11 +113,16 @@ class SLIRecorder:
             if (probes or not probe) and match.request(route, upstream, tenant):
                 for _ in range(n):
                     self._event(name, ok)
+            if probe and self.on_probe is not None and match.request(route, upstream, tenant):
+                for _ in range(n):
+                    self.on_probe(name, ok)
 
     def on_evaluation(self, evaluation: Evaluation) -> None:
         ex = evaluation.exchange
         if evaluation.supplement:
             return  # SLIs count each exchange once, from its own evaluation
+        if ex.probe and self.on_probe is not None:
+            self._judge_probe(evaluation, self.on_probe)
         for spec, match in self._evaluated:
             if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
                 continue
@@ -129,6 +140,16 @@ class SLIRecorder:
                     evidence["explanation"] = finding.explanation
                 evidence["exchange_id"] = ex.id
                 self._add_to_slice(spec, ex.started_at, value, evidence)
+
+    def _judge_probe(self, evaluation: Evaluation, sink: ProbeSink) -> None:
+        """A probe exchange, judged per SLO it matches; a time-slice SLO judges the exchange's own value."""
+        ex = evaluation.exchange
+        for spec, match in self._evaluated:
+            if match.exchange(ex) and (good := self._judge(spec, evaluation)) is not None:
+                sink(spec.name, good)
+        for spec, match in self._sliced:
+            if match.exchange(ex) and (value := self._value(spec, evaluation)) is not None:
+                sink(spec.name, value < (spec.sli.threshold if spec.sli.threshold is not None else math.inf))
 
     @staticmethod
     def _judge(spec: SLOSpec, evaluation: Evaluation) -> bool | None:
