@@ -9,6 +9,10 @@ what only it can see, the SLOs. `FailoverController`:
   (`wanted()`, pushed to every worker). The page is read from the engine's
   state on each evaluation, so a page already firing when the agent starts
   counts too.
+- **spreads a breaker.** When one worker's breaker opens, every worker is
+  told to fail over (`breaker`), until that worker's probes close it: with N
+  workers an outage costs about `trip_after_failures` failed requests, not N
+  times as many.
 - **fails back after an SLO fail-over** once (1) the page has resolved (with
   user traffic on the fallback, the upstream's short window empties) and (2)
   the last `recover_after_successes` probes that the SLO's filters match were
@@ -125,9 +129,11 @@ class FailoverController:
     # -- what the workers are told ---------------------------------------------------------------
 
     def wanted(self) -> dict[str, str]:
-        """Upstream -> reason (`slo:<name>`) for every upstream an SLO page holds failed over."""
+        """Upstream -> reason for every upstream held failed over: `slo:<name>` (a page) or `breaker` (a worker's)."""
         with self._lock:
-            return {u.name: f"slo:{min(u.holds)}" for u in self._ups.values() if u.holds}
+            return {
+                u.name: f"slo:{min(u.holds)}" if u.holds else "breaker" for u in self._ups.values() if u.active
+            }
 
     def greeting(self) -> list[tuple[Any, ...]]:
         """Control messages for a worker that (re)connects."""
@@ -155,7 +161,7 @@ class FailoverController:
                 if up.breakers.pop(worker, None) is None or up.breakers:
                     return
                 done = self._note(up, "failback", "breaker", self._failback_text(up, "breaker", event.detail), event.at)
-        self._after(done, push=False)
+        self._after(done, push=True)
 
     def forget_workers(self, live: set[str], grace_s: float = 10.0) -> None:
         """Breakers of workers that stopped or went silent no longer hold an upstream failed over."""
@@ -171,7 +177,7 @@ class FailoverController:
                 if not up.breakers:
                     text = self._failback_text(up, "breaker", f"worker(s) {', '.join(gone)} stopped")
                     done += self._note(up, "failback", "breaker", text, now)
-        self._after(done, push=False)
+        self._after(done, push=bool(done))
 
     # -- SLOs ------------------------------------------------------------------------------------
 

@@ -9,15 +9,20 @@ bookkeeping after a response:
   (5xx, connection error, timeout, cut response) open its breaker: new
   requests go to the fallback upstream, with the fallback `model` when one is
   set. A client that went away counts neither way; 4xx are the client's.
-- **SLO page.** The agent sends the upstreams that an SLO page holds failed
-  over (`apply()`); they are routed exactly as with an open breaker.
+- **Held by the agent.** The agent sends the upstreams it holds failed over
+  (`apply()`): those an SLO page holds (`slo:<name>`), and those whose
+  breaker opened in another worker (`breaker`), so that every worker fails
+  over after the first one's `trip_after_failures` failures, not after its
+  own. They are routed exactly as with an open breaker.
 - **Half-open probes.** While failed over, one request per `probe_interval_s`
   is *mirrored* to the primary as a probe: the client gets the fallback's
   answer, the copy's answer is discarded after it has been counted and
-  scored (marked as a probe, so no user SLI counts it). After
+  scored (marked as a probe, so no user SLI counts it). Only a worker whose
+  own breaker is open, or that an SLO page holds, probes. After
   `recover_after_successes` consecutive probes without a failure the breaker
-  closes; an SLO fail-over ends when the agent says so (its page resolved and
-  probes scored good, see `genai_sre.healing`).
+  closes; a fail-over held by the agent ends when the agent says so (the
+  breakers closed, or the page resolved and probes scored good, see
+  `genai_sre.healing`).
 
 Each worker keeps its own breakers (it sees its failures first-hand); every
 opening and closing is reported to the agent as a `FailoverEvent`, which
@@ -81,7 +86,7 @@ def replace_model(body: bytes, model: bytes) -> bytes:
 
 class _State:
     __slots__ = (
-        "name", "config", "redirect", "failures", "last_failure", "breaker_since", "slo_reason",
+        "name", "config", "redirect", "failures", "last_failure", "breaker_since", "held",
         "probe_at", "probing", "successes",
     )  # fmt: skip
 
@@ -92,14 +97,14 @@ class _State:
         self.failures = 0
         self.last_failure = ""
         self.breaker_since: float | None = None  # Unix seconds the breaker opened
-        self.slo_reason: str | None = None  # "slo:<name>" while the agent holds it failed over
+        self.held: str | None = None  # "slo:<name>" or "breaker" while the agent holds it failed over
         self.probe_at = float("-inf")  # monotonic time of the last probe sent
         self.probing = False
         self.successes = 0
 
     @property
     def active(self) -> bool:
-        return self.breaker_since is not None or self.slo_reason is not None
+        return self.breaker_since is not None or self.held is not None
 
 
 class Failover:
@@ -136,6 +141,8 @@ class Failover:
         now = self.clock()
         if st.probing or now - st.probe_at < st.config.probe_interval_s:
             return False
+        if st.breaker_since is None and st.held == BREAKER:
+            return False  # another worker's breaker: that worker probes
         st.probing = True
         st.probe_at = now
         return True
@@ -190,7 +197,7 @@ class Failover:
                 "failback",
                 f"breaker closed after {st.config.recover_after_successes} consecutive successful probes "
                 f"({self.wall() - opened:.0f} s after it opened)"
-                + (f"; still failed over for {st.slo_reason}" if st.slo_reason else ""),
+                + (f"; still failed over for {st.held}" if st.held and st.held != BREAKER else ""),
             )
 
     def on_retry(self, name: str, reason: str) -> None:
@@ -199,13 +206,16 @@ class Failover:
     # -- from the agent --------------------------------------------------------------------------
 
     def apply(self, wanted: Mapping[str, str]) -> None:
-        """The agent's SLO fail-overs: upstream -> reason (`slo:<name>`); upstreams not named are not held."""
+        """The agent's fail-overs: upstream -> reason (`slo:<name>` or `breaker`); upstreams not named are not held."""
         for name, st in self.watched.items():
-            reason = wanted.get(name) if st.config.on_slo_page else None
-            if reason == st.slo_reason:
+            reason = wanted.get(name)
+            if reason is not None and reason.startswith("slo:") and not st.config.on_slo_page:
+                reason = None
+            if reason == st.held:
                 continue
-            st.slo_reason = reason
-            self._changed(st, reason)
+            st.held = reason
+            # a breaker is counted where it opened; an SLO hold in every worker it moves
+            self._changed(st, reason if reason is not None and reason != BREAKER else None)
 
     def replay(self) -> list[FailoverEvent]:
         """The breakers open now, as events (for an agent that just (re)connected)."""
@@ -224,7 +234,7 @@ class Failover:
                 "fallback": st.redirect.upstream.name,
                 "active": st.active,
                 "breaker_open_since": st.breaker_since,
-                "slo": st.slo_reason,
+                "held": st.held,
                 "consecutive_failures": st.failures,
             }
             for name, st in self.watched.items()

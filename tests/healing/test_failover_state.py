@@ -175,3 +175,27 @@ def test_worker_breakers_make_one_record_per_upstream_and_dead_workers_are_forgo
     assert recorded[-1].labels["action"] == "failback" and "w2 stopped" in recorded[-1].text
     ctl.on_worker_event("w9", replace(ev, action="failback"))  # a fail-back it never heard open: ignored
     assert len(recorded) == 2
+
+
+def test_one_workers_breaker_moves_every_worker_and_only_it_probes() -> None:
+    clock = Clock()
+    ctl, recorded, pushed = _controller(clock, trip_after_failures=2, probe_interval_s=1)
+    workers = {w: Failover(_ups(trip_after_failures=2, probe_interval_s=1), ProxyStats(), clock=clock, wall=clock)
+               for w in ("w1", "w2")}
+    for w, fo in workers.items():
+        fo.notify = lambda event, w=w: ctl.on_worker_event(w, event)  # type: ignore[misc]
+    ctl.push = lambda wanted: [fo.apply(wanted) for fo in workers.values()]  # type: ignore[assignment, func-returns-value]
+    w1, w2 = workers["w1"], workers["w2"]
+    w1.on_result("primary", False)
+    w1.on_result("primary", False)
+    assert "primary" in w1.redirect and "primary" in w2.redirect  # w2 never saw a failure
+    assert w2.stats.counters.get("genai_sre_failover", {}) == {}  # the trip is counted where it happened
+    assert w1.stats.counters["genai_sre_failover"] == {("primary", "breaker"): 1}
+    clock.now += 1
+    assert not w2.probe_due("primary") and w1.probe_due("primary")
+    for _ in range(3):
+        w1.on_probe_result("primary", True)
+        clock.now += 1
+        w1.probe_due("primary")
+    assert w1.redirect == {} and w2.redirect == {}
+    assert [m.labels["action"] for m in recorded] == ["failover", "failback"]
