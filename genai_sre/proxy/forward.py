@@ -542,8 +542,6 @@ class _Trip:
 class _Discard:
     """The client side of a mirrored probe: its answer is counted and scored, then dropped."""
 
-    exchange: object = None
-
     def write_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], chunked: bool,
                    close: bool) -> None:
         pass
