@@ -222,19 +222,20 @@ def one_run(args: argparse.Namespace, with_fallback: bool, tmp: Path) -> Run:
             await asyncio.sleep(args.warmup_s)
             before, before_probes = await loop.run_in_executor(None, primary_requests, admin)
             reached = 0
+            if args.kind != "refused":
+                state = await loop.run_in_executor(None, lambda: httpx.get(f"{primary.url}/_mock/state").json())
+                reached = int(state["requests"])
+            outage_start = time.time()
             if args.kind == "refused":
                 await loop.run_in_executor(None, primary.kill)
             else:
-                state = httpx.get(f"{primary.url}/_mock/state", timeout=5).json()
-                reached = int(state["requests"])
                 await loop.run_in_executor(None, primary.phase, "down")
-            outage_start = time.time()
             await asyncio.sleep(args.outage_s)
             after, after_probes = await loop.run_in_executor(None, primary_requests, admin)
             if args.kind == "refused":
                 await loop.run_in_executor(None, primary.start)
             else:
-                state = httpx.get(f"{primary.url}/_mock/state", timeout=5).json()
+                state = await loop.run_in_executor(None, lambda: httpx.get(f"{primary.url}/_mock/state").json())
                 run.reached_primary = int(state["requests"]) - reached
                 await loop.run_in_executor(None, primary.phase, "healthy")
             run.outage = (outage_start, time.time())

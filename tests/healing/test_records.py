@@ -159,3 +159,27 @@ def test_check_config_describes_each_fail_over(tmp_path: Path, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert "fail-over primary -> backup (breaker after 4 consecutive failures; SLO pages: primary-ok)" in out
     assert "fail-over chain -> backup (breaker after 5 consecutive failures; SLO pages off)" in out
+
+
+def test_the_demo_view_shows_the_state_who_answers_and_the_latest_action() -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from genai_sre.config import FallbackConfig, UpstreamConfig
+    from genai_sre.demo.recorder import DemoRecorder
+    from genai_sre.demo.view import failover_table
+    from genai_sre.healing.controller import FailoverController
+    from genai_sre.proxy.failover import FailoverEvent
+
+    ups = (UpstreamConfig("mock", "http://a", fallback=FallbackConfig(upstream="backup")),
+           UpstreamConfig("backup", "http://b"))
+    controller = FailoverController(ups, clock=lambda: T0)
+    assert failover_table(SimpleNamespace(failover=None), DemoRecorder()) is None
+    controller.on_worker_event("local", FailoverEvent("mock", "backup", "failover", "breaker", T0, "10 failures"))
+    console = Console(record=True, width=160)
+    table = failover_table(SimpleNamespace(failover=controller), DemoRecorder())
+    assert table is not None
+    console.print(table)
+    text = console.export_text()
+    assert "FAILED OVER to backup" in text and "breaker" in text and "failover" in text
