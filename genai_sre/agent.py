@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -44,6 +44,7 @@ from genai_sre.telemetry.proxy_collector import ProxyCollector
 from genai_sre.telemetry.usage import UsageMetrics
 
 if TYPE_CHECKING:
+    from genai_sre.healing.controller import FailoverController
     from genai_sre.incidents.stack import AlertingStack
     from genai_sre.slo.engine import SLOEngine
     from genai_sre.storage.samples import SampleStore
@@ -127,6 +128,8 @@ class Agent:
         self.evaluate_now: Callable[[], Awaitable[None]] | None = None
         self.postmortem_evidence: object | None = None  # samples + SLO figures, for postmortem drafts
         self.recent_alerts: deque[Alert] = deque(maxlen=200)  # SLO alert changes, newest last
+        self.failover: FailoverController | None = None  # fail-over on SLO pages, mitigation records
+        self.local_control: list[Callable[[tuple[Any, ...]], None]] = []  # proxy workers in this process
 
     @property
     def sinks(self) -> list[EvaluationSink]:
@@ -150,12 +153,22 @@ class Agent:
         """Monitoring health, for `/healthz` (never used for readiness)."""
         merged = self.intake.merged()
         dns = merged.gauges.get("genai_sre_upstream_resolvable", {})
-        return {
+        out: dict[str, object] = {
             "pipeline": "running" if self.pipeline.running else "stopped",
             "queue_depth": len(self.queue),
             "proxy_workers": self.intake.serving(WORKER_ALIVE_S),
             "upstreams": {key[0]: {"dns": "ok" if value else "failing"} for key, value in sorted(dns.items())},
         }
+        if self.failover is not None:
+            out["failover"] = self.failover.status()
+        return out
+
+    def control(self, message: tuple[Any, ...]) -> None:
+        """Tell every proxy worker (in other processes and in this one) a control message."""
+        if self._channel_server is not None:
+            self._channel_server.broadcast(message)
+        for deliver in self.local_control:
+            deliver(message)
 
     def on_close(self, hook: Callable[[], object]) -> None:
         """Call `hook` (sync, or returning an awaitable) at the end of `stop()`, in reverse order."""

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from genai_sre.agent import Agent, build_agent, build_detector_slots
 from genai_sre.config import Config
 from genai_sre.events import Capture
+from genai_sre.proxy.failover import FailoverEvent
 from genai_sre.proxy.forward import Forwarder
 from genai_sre.proxy.listener import ProxyServer
 from genai_sre.proxy.stats import ProxyStats
@@ -50,6 +51,10 @@ class LocalUplink:
         self.agent.intake.update(self.worker_id, state, self.stats.snapshot())
         return True
 
+    def send_event(self, event: FailoverEvent) -> bool:
+        self.agent.channel.handle(("event", self.worker_id, event))
+        return True
+
 
 class Sidecar:
     def __init__(
@@ -64,6 +69,7 @@ class Sidecar:
         self.worker: ProxyWorker = build_proxy(config, LocalUplink(self.agent, "local", self.stats), self.stats,
                                                wall=wall)
         self.agent.refresh = self.worker.flush_stats
+        self.agent.local_control.append(self.worker.control)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.agent, name)
@@ -85,6 +91,9 @@ class Sidecar:
 
     async def start(self) -> None:
         await self.agent.start()
+        greeting = self.agent.channel.greeting
+        for message in greeting() if greeting is not None else ():  # the fail-over state, as a new worker hears it
+            self.worker.control(message)
         try:
             await self.worker.start()
         except Exception:

@@ -24,6 +24,7 @@ __all__ = [
     "AlertingSettings",
     "Config",
     "DetectorConfig",
+    "FallbackConfig",
     "GuardConfig",
     "IncidentsSettings",
     "LabelsConfig",
@@ -53,6 +54,19 @@ Count = Annotated[int, Range(1, 1_000_000_000)]
 
 
 @dataclass(frozen=True)
+class FallbackConfig:
+    """Opt-in fail-over of one upstream to another (docs/self-healing.md)."""
+
+    upstream: str  # the fallback upstream's name
+    model: str | None = None  # the `model` sent to the fallback instead of the client's
+    trip_after_failures: Annotated[int, Range(1, 10_000)] = 5  # consecutive 5xx / connect / timeout / cut
+    on_slo_page: bool = True  # a page of an SLO scoped to this upstream alone also fails over
+    probe_interval_s: Annotated[float, Range(above=0, max=3600)] = 5.0  # while failed over: one probe per interval
+    recover_after_successes: Annotated[int, Range(1, 10_000)] = 3  # consecutive good probes before failing back
+    retry_before_first_byte: bool = False  # retry a request that failed on this upstream, before any byte, once
+
+
+@dataclass(frozen=True)
 class UpstreamConfig:
     name: str
     url: str
@@ -66,6 +80,7 @@ class UpstreamConfig:
     verify_tls: bool = True
     max_connections: Annotated[int, Range(1, 100_000)] = 1000
     idle_timeout_s: Seconds = 15.0  # keep-alive connections to the upstream unused this long are closed
+    fallback: FallbackConfig | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -295,6 +310,7 @@ class Config:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"upstream names must be unique, repeated: {', '.join(dupes)}")
+        _check_fallbacks(self.upstreams)
         dnames = [d.name for d in self.detectors]
         ddupes = sorted({n for n in dnames if dnames.count(n) > 1})
         if ddupes:
@@ -304,6 +320,26 @@ class Config:
         """A path from the config file, relative to the file's folder."""
         p = Path(relative)
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def _check_fallbacks(upstreams: tuple[UpstreamConfig, ...]) -> None:
+    """Fallbacks name known upstreams, never the upstream itself, and never form a cycle."""
+    fallback = {u.name: u.fallback.upstream for u in upstreams if u.fallback is not None}
+    names = {u.name for u in upstreams}
+    for name, target in fallback.items():
+        if target not in names:
+            known = ", ".join(sorted(names))
+            raise ValueError(f"upstream {name!r}: fallback.upstream {target!r} is not a configured upstream ({known})")
+        if target == name:
+            raise ValueError(f"upstream {name!r}: fallback.upstream cannot be the upstream itself")
+    for start in fallback:
+        path, node = [start], fallback[start]
+        while node in fallback:
+            if node in path:
+                cycle = " -> ".join([*path[path.index(node):], node])
+                raise ValueError(f"upstream fallbacks form a cycle: {cycle}")
+            path.append(node)
+            node = fallback[node]
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

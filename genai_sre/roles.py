@@ -67,6 +67,8 @@ async def run_proxy(config: Config, slot: int, listen_fd: int, channel_path: str
     channel = ChannelClient(channel_path, worker_id(slot), stats)
     channel.start()
     worker = build_proxy(config, channel, stats)
+    channel.on_control = worker.control
+    channel.on_connected = worker.forwarder.failover.replay
     worker.heartbeat = Heartbeat(heartbeat_fd)
     sock = socket.socket(fileno=listen_fd)
     gc.freeze()

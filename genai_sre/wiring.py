@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from genai_sre.agent import Agent
 from genai_sre.config import Config
+from genai_sre.errors import StorageError
 from genai_sre.events import Alert, Evaluation
 from genai_sre.storage.files import private_dir
 from genai_sre.storage.redact import redact
@@ -77,7 +79,8 @@ async def wire(agent: Agent) -> None:
     agent.alerting = stack
     await stack.start()
     agent.on_close(stack.aclose)
-    _wire_slos(agent, stack.router)
+    recorder = _wire_slos(agent, stack.router)
+    _wire_failover(agent, recorder)
     evidence.engine = agent.slo_engine
     agent.postmortem_evidence = evidence
     _wire_otlp(agent)
@@ -93,10 +96,11 @@ def page_severities(config: Config) -> tuple[str, ...]:
     return (load_slos(config.resolve(config.slo.file)).severities.page,)
 
 
-def _wire_slos(agent: Agent, router: Any) -> None:
+def _wire_slos(agent: Agent, router: Any) -> Any:
+    """The SLO engine, SLI recorder and evaluation loop; returns the recorder (None without an SLO file)."""
     config = agent.config
     if not config.slo.file:
-        return
+        return None
     from genai_sre.slo.collector import SLOCollector
     from genai_sre.slo.engine import SLOEngine, window_settings
     from genai_sre.slo.sli import SLIRecorder
@@ -140,7 +144,10 @@ def _wire_slos(agent: Agent, router: Any) -> None:
         agent.refresh_stats()  # availability events up to now
         recorder.flush()
         # Alerts first, the snapshot after and off the event loop: a page never waits on, or dies with, the disk.
-        for alert in engine.evaluate(snapshot=False):
+        alerts = engine.evaluate(snapshot=False)
+        if agent.failover is not None:  # SLO pages scoped to an upstream with a fallback move its traffic
+            agent.failover.evaluate(engine.status(), alerts)
+        for alert in alerts:
             alert = _with_evidence(alert, recorder.evidence(alert.labels.get("slo", "")))
             agent.recent_alerts.append(alert)
             if router is not None:
@@ -162,6 +169,74 @@ def _wire_slos(agent: Agent, router: Any) -> None:
     agent.evaluate_now = evaluate_now
     agent.spawn(loop(), "genai-sre-slo")
     agent.on_close(engine.close)
+    return recorder
+
+
+def _wire_failover(agent: Agent, recorder: Any) -> None:
+    """Fail-over for upstreams with a `fallback`: SLO pages, worker breaker events, mitigation annotations."""
+    config = agent.config
+    if not any(u.fallback is not None for u in config.upstreams):
+        return
+    from genai_sre.healing.controller import FailoverController, scoped_slos
+    from genai_sre.healing.state import write_state
+
+    engine = agent.slo_engine
+    controller = FailoverController(
+        config.upstreams,
+        scoped_slos(engine.slos if engine is not None else None, config.upstreams),
+        clock=agent.wall,
+        push=lambda wanted: agent.control(("failover", wanted)),
+    )
+    agent.failover = controller
+    agent.channel.on_event = controller.on_worker_event
+    agent.channel.greeting = controller.greeting
+    if recorder is not None:
+        recorder.on_probe = controller.on_probe
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Future[Any]] = set()
+
+    def background(coro: Any) -> None:
+        def start() -> None:
+            task = asyncio.ensure_future(coro)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        loop.call_soon_threadsafe(start)
+
+    service = agent.alerting.service if agent.alerting is not None else None
+
+    async def store(annotation: Any) -> None:
+        assert service is not None
+        try:
+            await service.call(service.annotate, annotation)
+        except (StorageError, sqlite3.Error) as exc:  # the store is down: the controller's log line keeps it
+            logger.warning("mitigation annotation not stored: %s", exc)
+
+    if service is not None:
+        controller.record = lambda annotation: background(store(annotation))
+    data_dir = agent.data_dir
+
+    async def save(state: dict[str, Any], running: bool = True) -> None:
+        try:
+            await asyncio.to_thread(write_state, data_dir, state, running)
+        except OSError as exc:
+            logger.warning("fail-over state not written: %s", exc)
+
+    controller.on_change = lambda state: background(save(state))
+    background(save(controller.status()))
+
+    async def watch_workers() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            controller.forget_workers(agent.intake.live())
+
+    agent.spawn(watch_workers(), "genai-sre-failover")
+
+    async def close() -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await save(controller.status(), running=False)
+
+    agent.on_close(close)
 
 
 def _with_evidence(alert: Alert, evidence: dict[str, str]) -> Alert:
@@ -221,4 +296,28 @@ def check_files(config: Config) -> list[str]:
 
         resolve(PROBE_GROUP, PROBE_RUNNER).check_file(str(config.resolve(config.probes)))  # type: ignore[attr-defined]
         notes.append(f"probes in {config.probes}")
+    notes.extend(_failover_notes(config))
+    return notes
+
+
+def _failover_notes(config: Config) -> list[str]:
+    """One note per upstream with a fallback: the breaker, and the SLOs whose page fails it over."""
+    from genai_sre.healing.controller import scoped_slos
+
+    slos = None
+    if config.slo.file and any(u.fallback is not None for u in config.upstreams):
+        from genai_sre.slo.spec import load_slos
+
+        slos = load_slos(config.resolve(config.slo.file))
+    scoped = scoped_slos(slos, config.upstreams)
+    notes = []
+    for u in config.upstreams:
+        if u.fallback is None:
+            continue
+        pages = sorted(s for s, up in scoped.items() if up == u.name)
+        on_pages = f"SLO pages: {', '.join(pages)}" if pages else "no SLO scoped to it alone pages"
+        notes.append(
+            f"fail-over {u.name} -> {u.fallback.upstream} (breaker after {u.fallback.trip_after_failures} "
+            f"consecutive failures; {on_pages if u.fallback.on_slo_page else 'SLO pages off'})"
+        )
     return notes

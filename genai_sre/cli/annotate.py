@@ -1,9 +1,15 @@
-"""`genai-sre annotate deploy --model M --version V`: record a deploy marker (and other annotations)."""
+"""`genai-sre annotate deploy --model M --version V`: record a deploy marker (and other annotations).
+
+`genai-sre annotate list [--kind mitigation]` prints what was recorded, the
+sidecar's own fail-overs and fail-backs included.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from datetime import UTC, datetime
 
 from genai_sre.cli.incidents import add_data_dir_args, open_service
 from genai_sre.events import Annotation
@@ -32,6 +38,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.add_argument("--at", type=float, help="Unix seconds (default: now)")
         add_data_dir_args(q)
         q.set_defaults(func=run, kind=kind)
+    ls = inner.add_parser("list", help="list annotations, oldest first (e.g. --kind mitigation for fail-overs)")
+    ls.add_argument("--kind", help="only this kind (deploy, model_version, mitigation, ...)")
+    ls.add_argument("--since", type=float, default=0.0, help="Unix seconds (default: all)")
+    ls.add_argument("--until", type=float, default=float("inf"), help="Unix seconds (default: now)")
+    ls.add_argument("--limit", type=int, default=100, help="at most this many, the newest (default 100)")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    add_data_dir_args(ls)
+    ls.set_defaults(func=list_annotations)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,4 +57,27 @@ def run(args: argparse.Namespace) -> int:
     finally:
         service.store.close()
     print(f"annotation {annotation_id}: {args.kind} {' '.join(f'{k}={v}' for k, v in labels.items())}".rstrip())
+    return 0
+
+
+def list_annotations(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        print("genai-sre: error: --limit must be at least 1")
+        return 2
+    service = open_service(args)
+    try:
+        found = service.store.annotations(args.kind, args.since, args.until)[-args.limit :]
+    finally:
+        service.store.close()
+    if args.json:
+        out = [{"kind": a.kind, "at": a.at, "text": a.text, "labels": dict(a.labels)} for a in found]
+        print(json.dumps({"annotations": out}, indent=2))
+        return 0
+    if not found:
+        print("no annotations" + (f" of kind {args.kind}" if args.kind else ""))
+        return 0
+    for a in found:
+        when = datetime.fromtimestamp(a.at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        print(f"{when} UTC  {a.kind:<13} {labels}  {a.text}".rstrip())
     return 0

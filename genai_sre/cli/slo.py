@@ -90,12 +90,18 @@ def run(args: argparse.Namespace) -> int:
         statuses = engine.status()
     finally:
         store.close()
+    from genai_sre.healing.state import format_state, read_state
+
+    failover = read_state(data_dir)  # upstreams with a fallback: failed over or not (genai_sre.healing)
     if args.json:
-        print(json.dumps({"saved_at": saved_at, "slos": [_as_dict(s) for s in statuses]}, indent=2))
+        print(json.dumps({"saved_at": saved_at, "slos": [_as_dict(s) for s in statuses], "failover": failover},
+                         indent=2))
         return 0
     age = "" if saved_at is None else f" (snapshot {max(0.0, time.time() - saved_at):.0f}s old)"
     print(f"SLO status from {path}{age}")
     print(format_table(statuses))
+    if failover is not None:
+        print("\n".join(format_state(failover)))
     return 0
 
 

@@ -16,13 +16,15 @@ class DemoConfig:
     scenario: str = "scenarios/demo.yaml"
     workload: str = "workloads/rag.jsonl"
     rate_per_s: float = 8.0
-    duration_s: float = 240.0
+    duration_s: float = 270.0
     concurrency: int = 8
     stream_share: float = 0.5
     group_header: str = "x-user-group"
     groups: tuple[str, ...] = ("group_a", "group_b", "group_c", "group_d")
     users_per_group: int = 30
     seed: int = 1
+    # what the fallback upstream does, when the sidecar config gives the first upstream a `fallback`
+    backup_scenario: str = "scenarios/healthy.yaml"
     base_dir: str = field(default=".", compare=False)
 
     def path(self, relative: str) -> Path:

@@ -71,9 +71,20 @@ async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any
 
     sc_cfg = load_config(cfg.path(cfg.sidecar))
     up = sc_cfg.upstreams[0] if sc_cfg.upstreams else UpstreamConfig(name="mock", url="http://127.0.0.1")
+    upstreams = [replace(up, url=f"http://127.0.0.1:{mock_port}")]
+    backup_runner = None
+    if up.fallback is not None:  # self-healing: a second simulated upstream takes the traffic while failed over
+        backup = MockUpstream(load_scenario(cfg.path(cfg.backup_scenario)))
+        backup_runner = web.AppRunner(backup.app(), access_log=None)
+        await backup_runner.setup()
+        backup_site = web.TCPSite(backup_runner, "127.0.0.1", 0)
+        await backup_site.start()
+        backup_port = backup_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        fallback = next(u for u in sc_cfg.upstreams if u.name == up.fallback.upstream)
+        upstreams.append(replace(fallback, url=f"http://127.0.0.1:{backup_port}"))
     sc_cfg = replace(
         sc_cfg,
-        upstreams=(replace(up, url=f"http://127.0.0.1:{mock_port}"),),
+        upstreams=tuple(upstreams),
         proxy=replace(sc_cfg.proxy, host="127.0.0.1", port=0),
         admin=replace(sc_cfg.admin, host="127.0.0.1", port=0),
         storage=replace(sc_cfg.storage, data_dir=str(data_dir.resolve())),
@@ -154,6 +165,8 @@ async def run_demo(cfg: DemoConfig, duration_s: float, data_dir: Path, view: Any
         await client.close()
         await sidecar.stop(grace_s=1.0)
         await runner.cleanup()
+        if backup_runner is not None:
+            await backup_runner.cleanup()
     return DemoResult(
         counts["sent"],
         counts["answered"],
@@ -178,8 +191,11 @@ async def _settle(sidecar: Sidecar) -> None:
 
 
 async def _finish(sidecar: Sidecar) -> dict[str, Any]:
-    """Incidents the run opened, and a postmortem draft for the first one."""
+    """Fail-overs, incidents the run opened, and a postmortem draft for the first one."""
     out: dict[str, Any] = {}
+    if sidecar.failover is not None:
+        for i, m in enumerate(sidecar.failover.recent):
+            out[f"mitigation {i + 1}"] = f"{time.strftime('%H:%M:%S', time.localtime(m.at))} {m.text}"
     stack = sidecar.alerting
     if stack is None or stack.service is None:
         return out

@@ -34,6 +34,7 @@ class _Row:
     group: str | None
     risk: float | None
     refusal: bool
+    upstream: str = ""
 
 
 @dataclass
@@ -72,7 +73,10 @@ class DemoRecorder:
             elif f.name == "fairness_disparity":
                 self.disparity[str(f.attributes.get("attribute", "group"))] = f
         group = next((v for k, v in ex.labels.items() if k.startswith("group.")), None)
-        self.rows.append(_Row(ex.started_at, ex.ok, ex.status, ex.ttft_s, ex.duration_s, group, risk, refusal))
+        self.rows.append(
+            _Row(ex.started_at, ex.ok, ex.status, ex.ttft_s, ex.duration_s, group, risk, refusal, ex.upstream)
+        )
+        self.totals[f"upstream:{ex.upstream}"] += 1
         self.totals["exchanges"] += 1
         self.totals["errors"] += 0 if ex.ok else 1
         self.totals["flagged"] += int(risk is not None and any(f.label == "flagged" for f in evaluation.findings))
@@ -94,6 +98,10 @@ class DemoRecorder:
             "mean_risk": statistics.fmean(risks) if risks else 0.0,
         }
         return out
+
+    def served_by(self) -> dict[str, int]:
+        """Exchanges per upstream that answered them, over the window (fail-over moves them to the fallback)."""
+        return dict(sorted(Counter(r.upstream for r in self.recent()).items()))
 
     def refusal_by_group(self) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from genai_sre.demo.recorder import DemoRecorder
 
-__all__ = ["LiveView", "alert_evidence", "evidence_text", "render_summary", "slo_rows"]
+__all__ = ["LiveView", "alert_evidence", "evidence_text", "failover_table", "render_summary", "slo_rows"]
 
 
 def slo_rows(sidecar: Any) -> list[tuple[str, str, str, str, str]]:
@@ -64,6 +64,26 @@ def _num(value: str) -> str:
         return f"{float(value):.2f}"
     except ValueError:
         return value
+
+
+def failover_table(sidecar: Any, rec: DemoRecorder) -> Table | None:
+    """Upstreams with a fallback: serving or failed over (why, since when), who answered, the latest actions."""
+    controller = getattr(sidecar, "failover", None)
+    if controller is None or not controller.enabled:
+        return None
+    served = rec.served_by()
+    table = Table(title="self-healing (fail-over)", expand=True)
+    for col in ("upstream", "state", "reason", "since", "answered (30 s)", "latest action"):
+        table.add_column(col)
+    recent = list(controller.recent)
+    for name, st in controller.status().items():
+        since = time.strftime("%H:%M:%S", time.localtime(st["since"])) if st["since"] else "-"
+        state = f"[bold red]FAILED OVER[/] to {st['fallback']}" if st["active"] else "[green]serving[/]"
+        last = next((m for m in reversed(recent) if m.upstream == name), None)
+        action = f"{time.strftime('%H:%M:%S', time.localtime(last.at))} {last.action}" if last else "-"
+        answered = f"{name} {served.get(name, 0)} · {st['fallback']} {served.get(st['fallback'], 0)}"
+        table.add_row(name, state, ", ".join(st["reasons"]) or "-", since, answered, action)
+    return table
 
 
 class LiveView:
@@ -132,6 +152,9 @@ class LiveView:
         for row in slo_rows(sidecar):
             slo.add_row(*row)
         parts: list[Any] = [head, traffic, det, groups, slo]
+        healing = failover_table(sidecar, rec)
+        if healing is not None:
+            parts.append(healing)
         recent = list(sidecar.recent_alerts)[-4:]
         if recent:
             alerts = Table(title="latest alert changes", expand=True)
@@ -188,6 +211,9 @@ def render_summary(console: Console, result: Any) -> None:
         f"exchanges scored {rec.totals['exchanges']}, upstream errors {rec.totals['errors']}, "
         f"hallucination-scored {rec.totals['scored_hallucination']}, flagged {rec.totals['flagged']}"
     )
+    served = {k.split(":", 1)[1]: v for k, v in rec.totals.items() if k.startswith("upstream:")}
+    if len(served) > 1:
+        console.print("answered by upstream: " + ", ".join(f"{k} {v}" for k, v in sorted(served.items())))
     table = Table(title="detector findings")
     for col in ("detector", "finding", "label", "count"):
         table.add_column(col)

@@ -8,6 +8,7 @@ POST   /admin/incidents/{id}/ack               {"text"?}                    writ
 POST   /admin/incidents/{id}/resolve           {"text"?}                    write
 POST   /admin/incidents/{id}/notes             {"text", "kind"?}            write
 POST   /admin/annotations                      {"kind", "labels"?, "text"?, "at"?}   write
+GET    /admin/annotations[?kind=K&since=S&until=U&limit=N]   newest last     read
 GET    /admin/silences                                                      read
 POST   /admin/silences                         {"matchers", "duration_s" | "ends_at", "comment"?}  write
 DELETE /admin/silences/{id}                                                 write
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from genai_sre.alerting.silences import Silences
     from genai_sre.config import AdminConfig
 
-__all__ = ["AdminAuth", "admin_routes"]
+__all__ = ["AdminAuth", "admin_routes", "annotation_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,23 @@ class _LoopEvidence:
         return asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result(timeout=10)
 
 
+def _query_float(request: web.Request, key: str, default: float) -> float:
+    raw = request.query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{key!r} must be Unix seconds") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{key!r} must be Unix seconds")
+    return value
+
+
+def annotation_json(a: Annotation) -> dict[str, Any]:
+    return {"kind": a.kind, "at": a.at, "text": a.text, "labels": dict(a.labels)}
+
+
 def admin_routes(
     service: IncidentService | None,
     silences: Silences | None,
@@ -232,6 +250,18 @@ def admin_routes(
             )
             return web.json_response({"id": await run(svc.annotate, annotation)}, status=201)
 
+        async def list_annotations(request: web.Request) -> web.StreamResponse:
+            kind = request.query.get("kind") or None
+            since = _query_float(request, "since", 0.0)
+            until = _query_float(request, "until", float("inf"))
+            limit = int(request.query.get("limit", "100"))
+            if not 0 < limit <= 10000:
+                raise ValueError("limit must be between 1 and 10000")
+            found = await run(functools.partial(svc.store.annotations, kind, since, until))
+            return web.json_response(
+                {"annotations": [annotation_json(a) for a in found[-limit:]], "truncated": len(found) > limit}
+            )
+
         async def alertmanager(request: web.Request) -> web.StreamResponse:
             if request.content_length and request.content_length > MAX_BODY:
                 raise ValueError("request body too large")
@@ -247,6 +277,7 @@ def admin_routes(
         add("POST", "/admin/incidents/{id}/resolve", "write", resolve)
         add("POST", "/admin/incidents/{id}/notes", "write", note)
         add("POST", "/admin/annotations", "write", annotate)
+        add("GET", "/admin/annotations", "read", list_annotations)
         add("POST", "/admin/alertmanager", "write", alertmanager)
 
     if silences is not None:

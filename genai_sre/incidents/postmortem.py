@@ -286,7 +286,11 @@ def render_postmortem(
     w("")
     mitigations = [e for e in timeline if e.kind == "mitigation"]
     for e in mitigations:
-        w(f"- {_ts(e.at)} mitigation: {e.text}")
+        automated = e.data.get("source") == "genai-sre"  # the sidecar's own fail-overs and fail-backs
+        text = e.text
+        if automated:  # the timeline puts the labels first; here the sentence says it all
+            text = text.removeprefix(" ".join(f"{k}={v}" for k, v in sorted(e.data.items()))).strip()
+        w(f"- {_ts(e.at)} {'automated mitigation (genai-sre)' if automated else 'mitigation'}: {text}")
     resolved = [e for e in timeline if e.kind == "resolved"]
     if resolved:
         w(f"- {_ts(resolved[-1].at)} resolved: {resolved[-1].text} (time to resolve {_dur(figs.time_to_resolve_s)}).")

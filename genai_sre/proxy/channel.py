@@ -1,11 +1,14 @@
-"""Proxy worker → agent: captures and cumulative counters over a Unix socket that never makes a worker wait.
+"""Proxy worker ⇄ agent: captures, counters and fail-over over a Unix socket that never makes a worker wait.
 
-Frames are a 4-byte big-endian length and a pickle of one message:
-`("capture", values)` (a `Capture` as a tuple of plain values: pickling the
-dataclass itself costs ten times as much) or `("stats", worker_id, state,
-Snapshot)`. Only the
-supervisor's own child processes can reach the socket (it lives in a private
-0700 directory), so the agent trusts what it unpickles.
+Frames are a 4-byte big-endian length and a pickle of one message. Worker to
+agent: `("capture", values)` (a `Capture` as a tuple of plain values: pickling
+the dataclass itself costs ten times as much), `("stats", worker_id, state,
+Snapshot)` and `("event", worker_id, FailoverEvent)` (a breaker opened or
+closed). Agent to worker: `("failover", {upstream: reason})`, the upstreams an
+SLO page holds failed over, sent to every worker on each change and to a
+worker as soon as it connects. Only the supervisor's own child processes can
+reach the socket (it lives in a private 0700 directory), so each side trusts
+what it unpickles.
 
 The worker side (`ChannelClient`) writes through an asyncio transport: when
 more than `max_buffer` bytes wait unsent (the agent is slow, stopped or being
@@ -22,10 +25,12 @@ import logging
 import pickle
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
 from genai_sre.events import Capture, Classification, TraceIds
+from genai_sre.proxy.failover import FailoverEvent
 from genai_sre.proxy.stats import ProxyStats, Snapshot
 
 __all__ = ["ChannelClient", "ChannelServer", "Intake"]
@@ -34,6 +39,42 @@ logger = logging.getLogger(__name__)
 
 _LEN = struct.Struct(">I")
 MAX_FRAME = 64 << 20
+MAX_PENDING_EVENTS = 256  # fail-over events kept while the agent is unreachable
+
+
+class _Frames:
+    """Splits a byte stream into unpickled messages."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes, handle: Callable[[tuple[Any, ...]], None]) -> bool:
+        """Hand each complete message to `handle`; False when a frame is too large (close the connection)."""
+        self.buf += data
+        buf = self.buf
+        pos = 0
+        while len(buf) - pos >= 4:
+            (n,) = _LEN.unpack_from(buf, pos)
+            if n > MAX_FRAME:
+                logger.error("channel frame of %d bytes refused; closing the connection", n)
+                self.buf = bytearray()
+                return False
+            if len(buf) - pos - 4 < n:
+                break
+            frame = bytes(buf[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+            try:
+                handle(pickle.loads(frame))
+            except Exception:  # isolation boundary: one bad message must not stop the intake
+                logger.exception("channel message could not be handled")
+        if pos:
+            del buf[:pos]
+        return True
+
+
+def _frame(message: tuple[Any, ...]) -> tuple[bytes, bytes]:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LEN.pack(len(data)), data
 
 
 _CAPTURE = tuple(f.name for f in dataclasses.fields(Capture))
@@ -70,9 +111,12 @@ class Intake:
         self,
         on_capture: Callable[[Capture], bool],
         on_stats: Callable[[str, str, Snapshot], None],
+        on_event: Callable[[str, FailoverEvent], None] | None = None,
     ) -> None:
         self.on_capture = on_capture
         self.on_stats = on_stats
+        self.on_event = on_event
+        self.greeting: Callable[[], list[tuple[Any, ...]]] | None = None  # messages for a worker that connects
 
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -80,18 +124,22 @@ class Intake:
             self.on_capture(decode_capture(message[1]))
         elif kind == "stats":
             self.on_stats(message[1], message[2], message[3])
+        elif kind == "event" and self.on_event is not None:
+            self.on_event(message[1], message[2])
 
 
 class _ClientProtocol(asyncio.Protocol):
     def __init__(self, client: ChannelClient) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
+        self.frames = _Frames()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:  # the agent never writes
-        pass
+    def data_received(self, data: bytes) -> None:  # control messages from the agent
+        if not self.frames.feed(data, self.client._control) and self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client._lost(self)
@@ -105,6 +153,9 @@ class ChannelClient:
         self.worker_id = worker_id
         self.stats = stats
         self.max_buffer = max_buffer
+        self.on_control: Callable[[tuple[Any, ...]], None] | None = None  # messages from the agent
+        self.on_connected: Callable[[], list[FailoverEvent]] | None = None  # state to report again on connect
+        self._pending: deque[FailoverEvent] = deque(maxlen=MAX_PENDING_EVENTS)
         self._proto: _ClientProtocol | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._closed = False
@@ -128,6 +179,7 @@ class ChannelClient:
             try:
                 _, proto = await loop.create_unix_connection(lambda: _ClientProtocol(self), self.path)
                 self._proto = proto
+                self._flush_events(replay=True)
                 return
             except OSError:
                 await asyncio.sleep(delay)
@@ -143,8 +195,26 @@ class ChannelClient:
         transport = proto.transport if proto is not None else None
         if transport is None or transport.is_closing():
             return False
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        transport.writelines((_LEN.pack(len(data)), data))
+        transport.writelines(_frame(message))
+        return True
+
+    def _control(self, message: tuple[Any, ...]) -> None:
+        if self.on_control is not None:
+            self.on_control(message)
+
+    def send_event(self, event: FailoverEvent) -> bool:
+        """A fail-over event: sent now, or kept (bounded) until the agent is reachable again."""
+        self._pending.append(event)
+        return self._flush_events()
+
+    def _flush_events(self, replay: bool = False) -> bool:
+        while self._pending:
+            if not self._write(("event", self.worker_id, self._pending[0])):
+                return False
+            self._pending.popleft()
+        if replay and self.on_connected is not None:  # the agent may be a new one: tell it the open breakers
+            for event in self.on_connected():
+                self._write(("event", self.worker_id, event))
         return True
 
     def offer(self, capture: Capture) -> bool:
@@ -181,30 +251,26 @@ class ChannelClient:
 
 
 class _ServerProtocol(asyncio.Protocol):
-    def __init__(self, intake: Intake) -> None:
-        self.intake = intake
-        self.buf = bytearray()
+    def __init__(self, server: ChannelServer) -> None:
+        self.server = server
+        self.intake = server.intake
+        self.frames = _Frames()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.server.workers.add(self.transport)
+        greeting = self.intake.greeting
+        for message in greeting() if greeting is not None else ():
+            self.transport.writelines(_frame(message))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.server.workers.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        buf = self.buf
-        pos = 0
-        while len(buf) - pos >= 4:
-            (n,) = _LEN.unpack_from(buf, pos)
-            if n > MAX_FRAME:
-                logger.error("channel frame of %d bytes refused; closing the connection", n)
-                self.buf = bytearray()
-                return
-            if len(buf) - pos - 4 < n:
-                break
-            frame = bytes(buf[pos + 4 : pos + 4 + n])
-            pos += 4 + n
-            try:
-                self.intake.handle(pickle.loads(frame))
-            except Exception:  # isolation boundary: one bad message must not stop the intake
-                logger.exception("channel message could not be handled")
-        if pos:
-            del buf[:pos]
+        if not self.frames.feed(data, self.intake.handle):
+            return  # the rest of this connection's bytes are dropped, as before
 
 
 class ChannelServer:
@@ -212,11 +278,19 @@ class ChannelServer:
 
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
+        self.workers: set[asyncio.Transport] = set()
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(lambda: _ServerProtocol(self.intake), sock=sock)
+        self._server = await loop.create_unix_server(lambda: _ServerProtocol(self), sock=sock)
+
+    def broadcast(self, message: tuple[Any, ...]) -> None:
+        """Send a control message to every connected worker (small and rare: never held back)."""
+        header, data = _frame(message)
+        for transport in list(self.workers):
+            if not transport.is_closing():
+                transport.writelines((header, data))
 
     async def aclose(self) -> None:
         if self._server is not None:

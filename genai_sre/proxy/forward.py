@@ -24,16 +24,17 @@ import re
 import time
 from collections.abc import Callable
 
-from genai_sre.config import Config
+from genai_sre.config import Config, UpstreamConfig
 from genai_sre.events import Capture, TraceIds, succeeded
 from genai_sre.providers.classify import Classifier
 from genai_sre.proxy.connection import ClientConnection, Request
+from genai_sre.proxy.failover import Failover, FailoverEvent, Redirect, replace_model
 from genai_sre.proxy.guard import Guard
 from genai_sre.proxy.headers import Capturable, request_headers_for_upstream, response_headers_for_client
 from genai_sre.proxy.probes import PROBE_HEADER
 from genai_sre.proxy.routes import BoundedLabel, UpstreamTable, extract_model
 from genai_sre.proxy.stats import OUTCOMES, ProxyStats
-from genai_sre.proxy.target import BadTarget, parse_target
+from genai_sre.proxy.target import BadTarget, Target, parse_target
 from genai_sre.proxy.upstream import UpstreamConnection, UpstreamPool
 from genai_sre.telemetry.attribution import NONE, PROBE_APP, PROBE_TENANT
 from genai_sre.telemetry.metrics import status_class
@@ -61,6 +62,7 @@ class Forwarder:
         probe_token: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        on_failover: Callable[[FailoverEvent], object] | None = None,
     ) -> None:
         self.config = config
         self.stats = stats
@@ -81,6 +83,7 @@ class Forwarder:
         self.in_flight = 0
         self.guard = Guard(config.proxy.guard) if config.proxy.guard.enabled else None
         self.classify = Classifier(config.upstreams)
+        self.failover = Failover(config.upstreams, stats, on_failover, clock=clock, wall=wall)
 
     async def start(self) -> None:
         for pool in self.pools.values():
@@ -127,34 +130,102 @@ class Forwarder:
         body = req.body
         trip.model = extract_model(body) if body[:1] == b"{" else None
         up = self.table.choose(path, trip.model if self.table.by_model else None)
-        pool = trip.pool = self.pools[up.name]
         marker = req.lookup.get(_PROBE)
         trip.probe = (
             marker is not None and self.probe_token is not None and hmac.compare_digest(marker, self.probe_token)
         )
         trip.trace = trace = _trace(req.header(b"traceparent"), req.header(b"tracestate"))
         headers = request_headers_for_upstream(req.headers, _PROBE)
-        headers.append(
-            (b"traceparent", f"00-{trace.trace_id}-{trace.upstream_span_id}-{'01' if trace.sampled else '00'}".encode())
-        )
+        failover = self.failover
+        redirect = failover.redirect.get(up.name) if failover.redirect else None
+        if redirect is not None:  # failed over: the fallback answers; now and then a copy probes the primary
+            if trip.route != "other" and req.method == b"POST" and failover.probe_due(up.name):
+                self._mirror(req, target, headers, trip, up)
+            up = redirect.upstream
+            body = self._redirected_body(trip, redirect, body)
+        elif failover.watched and not trip.probe:
+            trip.fallback = failover.retry_enabled(up.name)
+            if trip.fallback is not None:  # kept to resend the request to the fallback (retry_before_first_byte)
+                trip.target, trip.fwd_headers = target, headers
+        pool = trip.pool = self.pools[up.name]
+        trip.body = body
+        trip.head = self._head(req, target, headers, pool, body, trace)
+        self._start(trip)
+
+    def _head(
+        self, req: Request, target: Target, headers: list[tuple[bytes, bytes]], pool: UpstreamPool, body: bytes,
+        trace: TraceIds,
+    ) -> bytes:
         ep = pool.endpoint
         head = [req.method, b" ", ep.request_target(target.path, target.query), b" HTTP/1.1\r\nhost: ", ep.host_header]
         if ep.proxy is not None and ep.proxy.auth is not None and ep.ssl is None:
             head += [b"\r\nproxy-authorization: ", ep.proxy.auth]
         for name, value in headers:
             head += [b"\r\n", name, b": ", value]
+        sampled = "01" if trace.sampled else "00"
+        head += [b"\r\ntraceparent: ", f"00-{trace.trace_id}-{trace.upstream_span_id}-{sampled}".encode()]
         if body or req.method in (b"POST", b"PUT", b"PATCH"):
             head.append(b"\r\ncontent-length: %d" % len(body))
         head.append(b"\r\n\r\n")
-        trip.head = b"".join(head)
+        return b"".join(head)
+
+    def _start(self, trip: _Trip) -> None:
+        pool = trip.pool
+        assert pool is not None
         self.in_flight += 1
-        self.stats.add("genai_sre_in_flight_requests", (up.name,), 1)
+        self.stats.add("genai_sre_in_flight_requests", (pool.config.name,), 1)
         trip.counted = True
         pooled = pool.take_idle()
         if pooled is not None:  # the fast path: no task, no await
             trip.send(pooled, reused=True)
             return
         trip.task = asyncio.get_running_loop().create_task(trip.connect_and_send())
+
+    # -- fail-over (genai_sre.proxy.failover) ----------------------------------------------------
+
+    @staticmethod
+    def _redirected_body(trip: _Trip, redirect: Redirect, body: bytes) -> bytes:
+        if redirect.model is None or body[:1] != b"{":
+            return body
+        trip.model = redirect.model.decode()  # labels and captures name the model that answered
+        return replace_model(body, redirect.model)
+
+    def _mirror(
+        self, req: Request, target: Target, headers: list[tuple[bytes, bytes]], client: _Trip, primary: UpstreamConfig
+    ) -> None:
+        """Send a copy of this request to its (failed-over) primary as a probe; its answer goes nowhere."""
+        probe = _Trip(self, req, _DISCARD)
+        probe.rid = probe.capture_id = f"{_random.getrandbits(96):024x}"
+        probe.probe = probe.mirror = True
+        probe.path, probe.route, probe.model = client.path, client.route, client.model
+        probe.pool = self.pools[primary.name]
+        probe.trace = _trace(None, None)
+        probe.body = req.body
+        probe.head = self._head(req, target, headers, probe.pool, req.body, probe.trace)
+        self._start(probe)
+
+    def retry_on_fallback(self, trip: _Trip, reason: str) -> bool:
+        """Resend a request that failed on its primary before any byte reached the client, once, to the fallback."""
+        redirect, trip.fallback = trip.fallback, None
+        old = trip.pool
+        if redirect is None or old is None or trip.target is None or trip.fwd_headers is None or trip.done:
+            return False
+        primary = old.config.name
+        self.failover.on_result(primary, False, reason)  # the primary's breaker counts the failure
+        self.failover.on_retry(primary, reason)
+        if trip.upstream is not None:
+            trip.upstream.abandon()
+            trip.upstream = None
+        self.stats.add("genai_sre_in_flight_requests", (primary,), -1)
+        self.in_flight -= 1
+        pool = trip.pool = self.pools[redirect.upstream.name]
+        body = self._redirected_body(trip, redirect, trip.req.body)
+        trip.body = body
+        assert trip.trace is not None
+        trip.head = self._head(trip.req, trip.target, trip.fwd_headers, pool, body, trip.trace)
+        trip.status, trip.resp_headers, trip.t_headers, trip.reused, trip.task = 0, {}, None, False, None
+        self._start(trip)
+        return True
 
     # -- bookkeeping, right after the response --------------------------------------------------
 
@@ -203,6 +274,14 @@ class Forwarder:
         if error != "client_disconnect":  # the client left: the outcome is unknown, no SLI counts it
             ok = succeeded(status, error)
             stats.inc(OUTCOMES, (trip.route, name, tenant, "1" if ok else "0", "1" if trip.probe else "0"))
+            if self.failover.watched:
+                detail = "" if ok else (error or f"HTTP {status}")
+                if trip.mirror:
+                    self.failover.on_probe_result(name, ok, detail)
+                else:
+                    self.failover.on_result(name, ok, detail)
+        elif trip.mirror:
+            self.failover.on_probe_result(name, False, "client_disconnect")
         if trip.pool is None:
             return
         labels = {"model": model_label}
@@ -219,8 +298,8 @@ class Forwarder:
                 route=trip.route,
                 upstream=name,
                 request_headers=self.capturable.keep(req.headers, self.capturable.request),
-                request_body=req.body[: self.capture_limit],
-                request_truncated=len(req.body) > self.capture_limit,
+                request_body=trip.body[: self.capture_limit],
+                request_truncated=len(trip.body) > self.capture_limit,
                 status=status,
                 response_headers=trip.resp_headers,
                 response_body=captured,
@@ -251,9 +330,10 @@ class _Trip:
         "fw", "req", "conn", "rid", "capture_id", "probe", "route", "path", "model", "pool", "trace", "head",
         "status", "resp_headers", "captured", "received", "chunks", "error", "t_sent", "t_headers", "t_first",
         "t_last", "post_overhead", "upstream", "task", "counted", "reused", "buffer", "guard_head", "done",
+        "body", "mirror", "fallback", "target", "fwd_headers",
     )  # fmt: skip
 
-    def __init__(self, fw: Forwarder, req: Request, conn: ClientConnection) -> None:
+    def __init__(self, fw: Forwarder, req: Request, conn: ClientConnection | _Discard) -> None:
         self.fw = fw
         self.req = req
         self.conn = conn
@@ -284,6 +364,11 @@ class _Trip:
         self.buffer: bytearray | None = None  # guard mode: the whole answer, held until scored
         self.guard_head: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None
         self.done = False
+        self.body = req.body  # as sent upstream (the fallback's model may replace the client's)
+        self.mirror = False  # a copy of a client's request sent to a failed-over primary as a probe
+        self.fallback: Redirect | None = None  # where to resend on a failure before the first byte
+        self.target: Target | None = None
+        self.fwd_headers: list[tuple[bytes, bytes]] | None = None
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -310,11 +395,13 @@ class _Trip:
         total = self.pool.config.total_timeout_s if self.pool is not None else None
         now = self.fw.clock()
         self.t_sent = now
-        upstream.send(self.head, self.req.body, self, self.req.method == b"HEAD", now + total if total else None)
+        upstream.send(self.head, self.body, self, self.req.method == b"HEAD", now + total if total else None)
 
     # -- ResponseSink ---------------------------------------------------------------------------
 
     def on_response_headers(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], framed: bool) -> None:
+        if status >= 500 and self.fallback is not None and self.fw.retry_on_fallback(self, "5xx"):
+            return
         clock = self.fw.clock
         t = self.t_headers = clock()
         self.status = status
@@ -328,6 +415,7 @@ class _Trip:
         guard = self.fw.guard
         if (
             guard is not None
+            and not self.mirror
             and status == 200
             and guard.threshold(self.route) is not None
             and length is not None
@@ -420,7 +508,7 @@ class _Trip:
         self.task = asyncio.get_running_loop().create_task(self.connect_and_send())
 
     def _local_failure(self, error: str, status: int, message: str) -> None:
-        if self.done:
+        if self.done or (self.fallback is not None and self.fw.retry_on_fallback(self, error)):
             return
         self.error = error
         self._done()
@@ -453,6 +541,28 @@ class _Trip:
         self._done()
         self.conn.finish()
 
+
+class _Discard:
+    """The client side of a mirrored probe: its answer is counted and scored, then dropped."""
+
+    def write_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], chunked: bool,
+                   close: bool) -> None:
+        pass
+
+    def write_body(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def send_error(self, status: int, message: str, code: str, rid: str | None = None, close: bool = False) -> None:
+        pass
+
+
+_DISCARD = _Discard()
 
 _CODES = {
     "timeout": "upstream_timeout",

@@ -78,6 +78,12 @@ class ProxyIntake:
         with self._lock:
             return sum(1 for t, state in self._seen.values() if now - t <= within_s and state == "serving")
 
+    def live(self, within_s: float = GAUGES_LIVE_S) -> set[str]:
+        """Workers that reported within the last `within_s` seconds and have not stopped."""
+        now = self._clock()
+        with self._lock:
+            return {w for w, (t, state) in self._seen.items() if state != "stopped" and now - t <= within_s}
+
     def in_flight(self) -> int:
         """Requests the workers are forwarding now (as of their last report)."""
         return int(sum(self.merged().gauges.get("genai_sre_in_flight_requests", {}).values()))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from genai_sre.telemetry.metrics import spec
 
-__all__ = ["OUTCOMES", "Histogram", "ProxyStats", "Snapshot", "merge"]
+__all__ = ["MAX_GAUGES", "OUTCOMES", "Histogram", "ProxyStats", "Snapshot", "merge"]
 
 Key = tuple[str, ...]
 
@@ -52,6 +52,8 @@ class Snapshot:
 
 # counter families besides the exported metrics: `outcomes` feeds the availability SLIs
 OUTCOMES = "outcomes"  # (route, upstream, tenant or "", ok "1"/"0", probe "1"/"0")
+# gauges whose sum over workers means nothing: merged as the largest value (1 when any worker is failed over)
+MAX_GAUGES = frozenset({"genai_sre_failover_active"})
 
 
 class ProxyStats:
@@ -119,6 +121,10 @@ def merge(snapshots: list[Snapshot]) -> Snapshot:
                     hout[k] = ([a + b for a, b in zip(prev[0], counts, strict=True)], prev[1] + total)
         for fam, gseries in snap.gauges.items():
             gout = gauges.setdefault(fam, {})
+            if fam in MAX_GAUGES:
+                for k, g in gseries.items():
+                    gout[k] = max(gout.get(k, g), g)
+                continue
             for k, g in gseries.items():
                 gout[k] = gout.get(k, 0) + g
     return Snapshot(counters, histograms, gauges)

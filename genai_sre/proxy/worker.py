@@ -2,9 +2,11 @@
 
 `build_proxy(config, uplink)` constructs its stages in order: the inline
 counters, the forwarder (upstream pools, routes, labels), the listener. The
-`uplink` takes each bounded `Capture` without waiting (`offer`) and the
-cumulative counters every `STATS_EVERY_S` (`send_stats`): a `ChannelClient`
-to the agent process, or the agent itself when both run in one process.
+`uplink` takes each bounded `Capture` without waiting (`offer`), the
+cumulative counters every `STATS_EVERY_S` (`send_stats`) and each breaker
+opening or closing (`send_event`): a `ChannelClient` to the agent process, or
+the agent itself when both run in one process. The agent's control messages
+(which upstreams an SLO page holds failed over) arrive through `control()`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from genai_sre.config import Config
 from genai_sre.events import Capture
+from genai_sre.proxy.failover import FailoverEvent
 from genai_sre.proxy.forward import Forwarder
 from genai_sre.proxy.listener import ProxyServer
 from genai_sre.proxy.probes import probe_token
@@ -35,6 +38,8 @@ class Uplink(Protocol):
     def offer(self, capture: Capture) -> bool: ...
 
     def send_stats(self, state: str) -> bool: ...
+
+    def send_event(self, event: FailoverEvent) -> bool: ...
 
 
 class ProxyWorker:
@@ -77,6 +82,11 @@ class ProxyWorker:
                 logger.exception("proxy statistics turn failed")
             await asyncio.sleep(STATS_EVERY_S)
 
+    def control(self, message: tuple[Any, ...]) -> None:
+        """A message from the agent: `("failover", {upstream: reason})`."""
+        if message and message[0] == "failover" and isinstance(message[1], dict):
+            self.forwarder.failover.apply(message[1])
+
     def drain(self) -> None:
         self.server.drain()
         self.flush_stats()  # the agent learns at once that this worker no longer takes new work
@@ -107,7 +117,9 @@ def build_proxy(
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
 ) -> ProxyWorker:
-    forwarder = Forwarder(config, stats, uplink.offer, probe_token=probe_token(), clock=clock, wall=wall)
+    forwarder = Forwarder(
+        config, stats, uplink.offer, probe_token=probe_token(), clock=clock, wall=wall, on_failover=uplink.send_event
+    )
     server = ProxyServer(config.proxy, forwarder.handle, forwarder.refused, forwarder.sweep, wall=wall)
     return ProxyWorker(config, stats, forwarder, server, uplink)
 

@@ -16,6 +16,10 @@ engine sees) and, when an engine runs in process, to `engine.record()`.
   bad events behind an alert: HTTP statuses for availability, the worst value
   and its explanation for latency and quality, the worst finding of the latest
   bad slice for time slices.
+- `on_probe(slo, good)`, when set, hears how each probe request or exchange
+  that an SLO's filters match would have been judged, whether or not the SLO
+  counts probes: fail-back after an SLO fail-over waits on it
+  (`genai_sre.healing`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from genai_sre.slo.spec import Filters, SLOFile, SLOSpec
 __all__ = ["SLIRecorder"]
 
 Emit = Callable[[str, bool], None]
+ProbeSink = Callable[[str, bool], None]
 
 BAD_EVENTS_KEPT = 2000  # per SLO, for alert evidence
 
@@ -117,6 +122,7 @@ class SLIRecorder:
         self._kinds = {s.name: s.sli for s in slos.slos}
         self._short = {s.name: slos.recording_windows_s(s)[0] for s in slos.slos}  # the alerts' burn_rate window
         self._lock = threading.Lock()
+        self.on_probe: ProbeSink | None = None
 
     def _event(self, slo: str, good: bool, at: float | None = None) -> None:
         self._emit(slo, good)
@@ -129,6 +135,9 @@ class SLIRecorder:
             if (probes or not probe) and match.request(route, upstream, tenant):
                 for _ in range(n):
                     self._event(name, ok)
+            if probe and self.on_probe is not None and match.request(route, upstream, tenant):
+                for _ in range(n):
+                    self.on_probe(name, ok)
 
     def on_evaluation(self, evaluation: Evaluation) -> None:
         ex = evaluation.exchange
@@ -138,6 +147,8 @@ class SLIRecorder:
             for name, match, probes in self._availability:
                 if (probes or not ex.probe) and _asked(match, ex):
                     self._remember(name, _Bad(ex.started_at, ex.id, status_text(ex.status, ex.error)))
+        if ex.probe and self.on_probe is not None:
+            self._judge_probe(evaluation, self.on_probe)
         for spec, match in self._evaluated:
             if (ex.probe and not spec.sli.include_probes) or not match.exchange(ex):
                 continue
@@ -195,6 +206,15 @@ class SLIRecorder:
     def _remember(self, slo: str, bad: _Bad) -> None:
         with self._lock:
             self._bad[slo].append(bad)
+    def _judge_probe(self, evaluation: Evaluation, sink: ProbeSink) -> None:
+        """A probe exchange, judged per SLO it matches; a time-slice SLO judges the exchange's own value."""
+        ex = evaluation.exchange
+        for spec, match in self._evaluated:
+            if match.exchange(ex) and (good := self._judge(spec, evaluation)) is not None:
+                sink(spec.name, good)
+        for spec, match in self._sliced:
+            if match.exchange(ex) and (value := self._value(spec, evaluation)) is not None:
+                sink(spec.name, value < (spec.sli.threshold if spec.sli.threshold is not None else math.inf))
 
     @staticmethod
     def _judge(spec: SLOSpec, evaluation: Evaluation) -> bool | None:

@@ -111,6 +111,38 @@ METRICS: tuple[MetricSpec, ...] = (
         ("upstream",),
         collected=True,
     ),
+    # --- fail-over to a fallback upstream (genai_sre.proxy.failover, per proxy worker) ----------
+    MetricSpec(
+        "genai_sre_failover_active",
+        "gauge",
+        "1 while requests for this upstream go to its fallback (breaker open or an SLO page holds it), else 0; "
+        "with several proxy workers, 1 when any of them is failed over.",
+        ("upstream",),
+        collected=True,
+    ),
+    MetricSpec(
+        "genai_sre_failover",
+        "counter",
+        "Fail-overs of an upstream to its fallback, by reason: `breaker` (consecutive failures) or `slo:<name>` "
+        "(a page of an SLO scoped to the upstream). Counted per proxy worker.",
+        ("upstream", "reason"),
+        collected=True,
+    ),
+    MetricSpec(
+        "genai_sre_failover_probes",
+        "counter",
+        "Requests mirrored to a failed-over upstream as half-open probes, by outcome (ok, error).",
+        ("upstream", "outcome"),
+        collected=True,
+    ),
+    MetricSpec(
+        "genai_sre_failover_retries",
+        "counter",
+        "Requests that failed on an upstream before any byte reached the client and were resent to its fallback "
+        "(retry_before_first_byte), by the primary's failure (5xx, connect, timeout, cut, bad_response).",
+        ("upstream", "reason"),
+        collected=True,
+    ),
     MetricSpec(
         "genai_sre_proxy_captures_dropped",
         "counter",

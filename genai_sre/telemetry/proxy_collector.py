@@ -29,6 +29,10 @@ PROXY_METRICS = (
     "gen_ai_server_request_duration_seconds",
     "genai_sre_proxy_captures_dropped",
     "genai_sre_upstream_resolvable",
+    "genai_sre_failover_active",
+    "genai_sre_failover",
+    "genai_sre_failover_probes",
+    "genai_sre_failover_retries",
 )
 _SPECS = {s.name: s for s in METRICS if s.name in PROXY_METRICS}
 
