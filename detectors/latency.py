@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from genai_sre import BaseDetector, Exchange, Finding
+from genai_sre import BaseDetector, DetectorContext, Exchange, Finding
 from genai_sre.schema import Range, build
 
 __all__ = ["LatencyDetector", "LatencyOptions"]
@@ -55,7 +55,7 @@ class LatencyDetector(BaseDetector):
 
     finding_names = ("ttft", "duration", "time_per_output_token", "tokens_per_second", "latency_regression")
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, context: DetectorContext | None = None, **options: Any) -> None:
         self.options = opts = build(LatencyOptions, options, path=("options",))
         self.ttft_threshold_s = opts.ttft_threshold_s
         self.duration_threshold_s = opts.duration_threshold_s
