@@ -230,8 +230,13 @@ class Agent:
 
 
 def build_agent(
-    config: Config, registry: CollectorRegistry | None = None, wall: Callable[[], float] = time.time
+    config: Config,
+    registry: CollectorRegistry | None = None,
+    wall: Callable[[], float] = time.time,
+    shares_proxy_loop: bool = False,
 ) -> Agent:
+    """The agent's core stages. `shares_proxy_loop`: the proxy forwards on this same event loop
+    (`--single-process`): the pipeline then shrinks its CPU budget while requests are in flight."""
     metrics = Metrics(registry)
     queue: CaptureQueue[Capture] = CaptureQueue(
         config.pipeline.queue_size,
@@ -266,7 +271,7 @@ def build_agent(
         metrics,
         batch_size=config.pipeline.batch_size,
         cpu_budget=config.pipeline.cpu_budget,
-        busy=lambda: intake.in_flight() >= config.pipeline.busy_in_flight,
+        busy=(lambda: intake.in_flight() >= config.pipeline.busy_in_flight) if shares_proxy_loop else None,
         cpu_budget_under_load=config.pipeline.cpu_budget_under_load,
     )
     return Agent(config, metrics, queue, parser, runner, pipeline, intake, wall)

@@ -64,7 +64,7 @@ class Sidecar:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.agent = build_agent(config, registry, wall)
+        self.agent = build_agent(config, registry, wall, shares_proxy_loop=True)
         self.stats = ProxyStats()
         self.worker: ProxyWorker = build_proxy(config, LocalUplink(self.agent, "local", self.stats), self.stats,
                                                wall=wall)

@@ -157,7 +157,7 @@ class PipelineConfig:
     queue_size: Count = 10000
     queue_max_bytes: Bytes = 256 * 1024 * 1024
     workers: Annotated[int, Range(1, 64)] = 1
-    cpu_budget: Annotated[float, Range(above=0, max=64)] = 0.5
+    cpu_budget: Annotated[float, Range(above=0, max=64)] = 0.9
     cpu_budget_under_load: Annotated[float, Range(above=0, max=64)] = 0.1
     busy_in_flight: Count = 16
     detector_timeout_s: Seconds = 5.0

@@ -25,6 +25,7 @@ __all__ = ["Heartbeat", "run_agent", "run_proxy"]
 logger = logging.getLogger(__name__)
 
 AGENT_BEAT_S = 0.5
+AGENT_NICE = 10
 
 
 class Heartbeat:
@@ -82,6 +83,8 @@ async def run_agent(config: Config, admin_fd: int, channel_fd: int, heartbeat_fd
     from genai_sre.wiring import wire
 
     stop = _stop_event()
+    # Below the proxy workers: where they share a CPU (a 1-CPU pod), forwarding comes first.
+    os.nice(AGENT_NICE)
     beat = Heartbeat(heartbeat_fd)  # the first beat comes once loaded (the supervisor allows for startup)
 
     async def beats() -> None:
