@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 
-from tests.providers.test_parsing import _capture, _parser
+from tests.factories import capture
+from tests.providers.test_parsing import _parser
 
 ANSWER = json.dumps({"choices": [{"message": {"role": "assistant", "content": "ok"}}]}).encode()
 
 
 def _chat(extra: dict[str, object], headers: dict[str, str] | None = None, **labels: object) -> str | None:
     req = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
-    return _parser(**labels).parse(_capture("/v1/chat/completions", req, ANSWER, headers=headers)).user_key
+    cap = capture(request=req, response_body=ANSWER, request_headers=headers or {})
+    return _parser(**labels).parse(cap).user_key
 
 
 def test_openai_user_field_safety_identifier_and_session_header() -> None:
@@ -32,5 +34,5 @@ def test_anthropic_metadata_user_id() -> None:
     req = {"model": "claude", "max_tokens": 10, "metadata": {"user_id": "u-7"},
            "messages": [{"role": "user", "content": "hi"}]}
     body = json.dumps({"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"}).encode()
-    ex = _parser().parse(_capture("/v1/messages", req, body, upstream="an"))
+    ex = _parser().parse(capture(route="/v1/messages", request=req, response_body=body, upstream="an"))
     assert ex.user_key is not None and "u-7" not in ex.user_key
