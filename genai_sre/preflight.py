@@ -15,7 +15,7 @@ the supervisor, which stays small.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from genai_sre.config import Config, DetectorConfig
 from genai_sre.errors import ConfigError
@@ -24,7 +24,6 @@ from genai_sre.slo.spec import SLOFile, load_slos
 __all__ = ["check", "check_findings", "declared_findings", "enabled_detectors", "idle_notes", "load_slo_file"]
 
 DETECTOR_GROUP = "genai_sre.detectors"
-BIAS_TYPES = ("bias", "detectors.bias:BiasDetector")  # the built-in bias detector, by entry point or import string
 
 
 def enabled_detectors(config: Config) -> list[DetectorConfig]:
@@ -99,21 +98,19 @@ def check_findings(
     return slos
 
 
-def _has_group_attribute(config: Config, detector: DetectorConfig) -> bool:
-    labels = config.labels
-    groups = detector.options.get("groups")
-    inferred = isinstance(groups, Mapping) and bool(groups.get("infer"))
-    return bool(labels.group_headers or labels.group_metadata or inferred)
-
-
 def idle_notes(config: Config) -> list[str]:
-    """One line per enabled detector that cannot report anything with this config."""
+    """One line per enabled detector that cannot report anything with this config.
+
+    A detector type says so through an optional static method `idle_reason(labels, options)`
+    returning the reason or None; this imports the detector classes, so it runs where they are
+    loaded anyway (the agent, `check-config`), never in the supervisor.
+    """
+    from genai_sre.plugins import resolve
+
     notes = []
     for d in enabled_detectors(config):
-        if d.type in BIAS_TYPES and not _has_group_attribute(config, d):
-            notes.append(
-                f"detector {d.name!r} (bias) is idle: no user-group attribute is configured "
-                "(labels.group_headers, labels.group_metadata or the detector's groups.infer); "
-                "the SLOs it feeds count no events until one is"
-            )
+        reason = getattr(resolve(DETECTOR_GROUP, d.type), "idle_reason", None)
+        why = reason(config.labels, d.options) if callable(reason) else None
+        if why:
+            notes.append(f"detector {d.name!r} ({d.type}) is idle: {why}")
     return notes

@@ -20,12 +20,18 @@ __all__ = ["capture", "evaluation", "exchange"]
 def exchange(**overrides: Any) -> Exchange:
     """A successful, non-streaming OpenAI chat exchange grounded in one document, unless overridden.
 
-    `question`, `answer` and `context` (the grounding text; "" for none) also make the default
-    `messages` (system context, then the user's question) and `context` parts.
+    `question`, `answer` and `context` also make the default `messages`. `context` is either the
+    grounding text (one system part and message before the user's question; "" for none) or the
+    `ContextPart`s themselves (then `messages` defaults to the question alone).
     """
     question = overrides.pop("question", "How tall is the Eiffel Tower?")
     answer = overrides.pop("answer", "The Eiffel Tower is 330 metres tall.")
     context = overrides.pop("context", "The Eiffel Tower in Paris is 330 metres tall.")
+    if not isinstance(context, str):
+        parts = tuple(context)
+        overrides.setdefault("messages", (Message("user", question),))
+        overrides.setdefault("context", parts)
+        context = ""
     fields: dict[str, Any] = {
         "id": "ex-1",
         "started_at": time.time(),

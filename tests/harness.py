@@ -16,7 +16,6 @@ from genai_sre.app import Sidecar
 from genai_sre.config import Config, UpstreamConfig, load_config
 from genai_sre.mock.scenario import Scenario
 from genai_sre.mock.server import MockUpstream
-from tests.servers import free_port as free_port  # the tests' one free-port helper, re-exported
 
 T = TypeVar("T")
 

@@ -57,6 +57,7 @@ from detectors.bias.units import ClusterMoments, UnitTracker, design_effects, un
 from detectors.bias.window import CONTINUOUS, BucketedTallies, Grouped, Tally, encode
 from detectors.common.embedding import Embedder, load_embedder
 from detectors.common.refusal import DEFAULT_PATTERNS, RefusalClassifier
+from genai_sre.config import LabelsConfig
 from genai_sre.detection.base import BaseDetector, DetectorContext
 from genai_sre.errors import ConfigError
 from genai_sre.events import Evaluation, Exchange, Finding
@@ -84,6 +85,18 @@ class BiasDetector(BaseDetector):
     """Fairness monitoring across user groups. Options: `BiasConfig` keys."""
 
     finding_names = ("fairness_disparity", "outcome_drift", "embedding_drift")
+
+    @staticmethod
+    def idle_reason(labels: LabelsConfig, options: Mapping[str, Any]) -> str | None:
+        """Why this detector would report nothing with these settings (None when it can report)."""
+        groups = options.get("groups")
+        inferred = isinstance(groups, Mapping) and bool(groups.get("infer"))
+        if labels.group_headers or labels.group_metadata or inferred:
+            return None
+        return (
+            "no user-group attribute is configured (labels.group_headers, labels.group_metadata or the "
+            "detector's groups.infer); the SLOs it feeds count no events until one is"
+        )
 
     def __init__(
         self,

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             check_findings(config)
+            _notes(config)  # here, not in the supervisor: it loads the detector classes
             asyncio.run(run_agent(config, args.admin_fd, args.channel_fd, args.heartbeat_fd))
         except ConfigError as exc:  # the supervisor stops instead of restarting the agent
             logger.error("configuration error: %s", exc)
@@ -114,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
 
     supervisor = Supervisor(config, _child_argv(args), workers=args.workers)
     supervisor.bind()
-    _notes(config)
     return asyncio.run(supervisor.run())
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from genai_sre.mock.scenario import Scenario
 from genai_sre.mock.server import MockUpstream
-from tests.harness import LoopThread, free_port, start_app
+from tests.harness import LoopThread, start_app
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +88,7 @@ def test_serve_without_a_config_file_scores_with_the_bundled_detectors(tmp_path:
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=60)
-    assert err.count("detector 'bias' (bias) is idle") == 1, err  # said once, by the supervisor
+    assert err.count("detector 'bias' (bias) is idle") == 1, err  # said once, by the agent that loads it
     assert proc.returncode == 0, err[-3000:]
 
 

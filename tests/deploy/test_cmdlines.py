@@ -90,7 +90,7 @@ def test_image_config_loads(tmp_path: Path) -> None:
     fleet = load_config(cfg_path, environ={"GENAI_SRE_SLO_EVALUATE": "prometheus", "GENAI_SRE_INCIDENTS_ROLE": "off"})
     assert fleet.slo.evaluate == "prometheus" and fleet.incidents.role == "off"
     assert cfg.resolve(cfg.slo.file or "").exists() and cfg.resolve(cfg.alerting.file or "").exists()
-    assert {d.type for d in cfg.detectors} == {"latency", "hallucination", "bias"}
+    assert {d.type for d in cfg.detectors} == {"latency", "hallucination", "refusal", "bias"}
     # What `docker run IMAGE check-config --config /etc/genai-sre/config.yaml` runs.
     assert main(["check-config", "--config", str(cfg_path)]) == 0
 

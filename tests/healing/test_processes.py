@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from genai_sre.mock.server import MockUpstream
-from tests.harness import LoopThread, free_port, start_app
+from tests.harness import LoopThread, start_app
 from tests.healing.twins import BACKUP, PRIMARY
+from tests.servers import free_port
 from tests.sidecar_process import SidecarProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -7,6 +7,7 @@ from genai_sre.slo.engine import SLOEngine
 from genai_sre.slo.sli import SLIRecorder
 from genai_sre.slo.spec import parse_slos
 from genai_sre.wiring import _with_evidence
+from tests import factories
 from tests.factories import evaluation
 
 SLOS = """
@@ -89,10 +90,10 @@ slos:
 
 
 def _exchange(i: int, at: float, status: int = 200, error: str | None = None, ttft: float = 0.1) -> Exchange:
-    return Exchange(
-        id=f"x{i}", started_at=at, provider="openai", operation="chat", route="/v1/chat/completions",
-        upstream="u", status=status, stream=False, error=error, ttft_s=ttft,
-    )
+    return factories.exchange(
+        id=f"x{i}", started_at=at, upstream="u", model=None, messages=(), context=(), question="", answer="",
+        status=status, error=error, ttft_s=ttft,
+    )  # fmt: skip
 
 
 def _risk(ex: Exchange, risk: float) -> Evaluation:

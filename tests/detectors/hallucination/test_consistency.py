@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 import time
@@ -22,9 +21,10 @@ from detectors.hallucination.consistency import FINDING_NAME
 from genai_sre import PROBE_HEADER
 from genai_sre.detection.base import DetectorContext
 from genai_sre.errors import ConfigError
-from genai_sre.events import ContextPart, Evaluation, Exchange, Finding, Message
+from genai_sre.events import ContextPart, Evaluation, Exchange, Finding
 from genai_sre.proxy.probes import probe_token
-from tests.harness import free_port
+from tests import factories
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY_ENV = "GENAI_SRE_TEST_SC_KEY"
@@ -93,12 +93,8 @@ async def fake_upstream(hits: list[dict[str, Any]]) -> AsyncIterator[int]:
 def exchange(question: str, answer: str, provider: str = "openai", **kw: Any) -> Exchange:
     """An exchange as the parser makes it from a single-turn request: the question is its only context."""
     route = "/v1/messages" if provider == "anthropic" else "/v1/chat/completions"
-    ex = Exchange(
-        id="ex-1", started_at=0.0, provider=provider, operation="chat", route=route, upstream="up", status=200,
-        stream=False, model="model-1", messages=(Message("user", question),), context=(ContextPart("user", question),),
-        question=question, answer=answer,
-    )  # fmt: skip
-    return dataclasses.replace(ex, **kw)
+    fields: dict[str, Any] = {"context": (ContextPart("user", question),), "model": "model-1", "started_at": 0.0, **kw}
+    return factories.exchange(question=question, answer=answer, provider=provider, route=route, **fields)
 
 
 def detector(

@@ -15,7 +15,8 @@ from detectors.hallucination.cross_encoder import DEFAULT_CROSS_ENCODER_PATH, Cr
 from detectors.hallucination.cross_train import Schedule, train_cross_encoder
 from detectors.hallucination.scorer import HallucinationScorer, ScoreInput
 from genai_sre.errors import ConfigError
-from genai_sre.events import ContextPart, Exchange
+from genai_sre.events import ContextPart
+from tests import factories
 from tests.detectors.hallucination.test_features import CONTEXT, QUESTION
 
 pytest.importorskip("torch")
@@ -100,10 +101,9 @@ def test_detector_option_and_bad_artefact(tiny: Path, tmp_path: Path) -> None:
     async def run() -> str:
         det = HallucinationDetector(cross_encoder="cascade", cross_encoder_path=str(tiny))
         det._scorer.cascade.width = 100.0  # type: ignore[union-attr]
-        ex = Exchange(
-            id="1", started_at=0.0, provider="openai", operation="chat", route="/v1/chat/completions",
-            upstream="u", status=200, stream=False, context=(ContextPart("document", CONTEXT),),
-            question=QUESTION, answer="It was completed in 1925 by Maurice Koechlin.",
+        ex = factories.exchange(
+            context=(ContextPart("document", CONTEXT),), messages=(), question=QUESTION,
+            answer="It was completed in 1925 by Maurice Koechlin.",
         )  # fmt: skip
         try:
             return str((await det.detect(ex))[0].attributes["stage"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -14,17 +15,15 @@ from genai_sre.detection.base import Detector, DetectorContext
 from genai_sre.errors import ConfigError
 from genai_sre.events import ContextPart, Exchange
 from genai_sre.plugins import build
+from tests import factories
 from tests.detectors.hallucination.test_features import CONTEXT, QUESTION
 
 
-def make_exchange(answer: str, context: str = CONTEXT, question: str = QUESTION, **kw: object) -> Exchange:
+def make_exchange(answer: str, context: str = CONTEXT, question: str = QUESTION, **kw: Any) -> Exchange:
     parts = (ContextPart("system", "Answer from the documents."), ContextPart("document", context)) if context else ()
-    return Exchange(
-        id="ex-1", started_at=0.0, provider="openai", operation="chat", route="/v1/chat/completions",
-        upstream="mock", status=200, stream=False,
-        context=parts,
-        question=question, answer=answer, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+    return factories.exchange(
+        question=question, answer=answer, context=parts, messages=(), model=None, upstream="mock", started_at=0.0, **kw
+    )
 
 
 def test_detect_returns_one_explained_finding() -> None:

@@ -11,6 +11,7 @@ from detectors.hallucination.grounding import grounding
 from detectors.hallucination.guard import score_text
 from genai_sre.errors import ConfigError
 from genai_sre.events import ContextPart, Exchange
+from tests import factories
 
 QUESTION = "Who wrote Hamlet?"
 FACTS = "The Golden Gate Bridge opened in May 1937. Its main span is 1280 metres long."
@@ -19,10 +20,9 @@ FACTS = "The Golden Gate Bridge opened in May 1937. Its main span is 1280 metres
 def exchange(
     *parts: ContextPart, question: str = QUESTION, answer: str = "Christopher Marlowe wrote it in 1720."
 ) -> Exchange:
-    return Exchange(
-        id="g", started_at=0.0, provider="openai", operation="chat", route="/v1/chat/completions", upstream="u",
-        status=200, stream=False, model="m", context=(*parts, ContextPart("user", question)), question=question,
-        answer=answer,
+    return factories.exchange(
+        id="g", started_at=0.0, upstream="u", model="m", messages=(), context=(*parts, ContextPart("user", question)),
+        question=question, answer=answer,
     )  # fmt: skip
 
 

@@ -12,7 +12,8 @@ from detectors.hallucination import HallucinationDetector, augment
 from detectors.hallucination.scorer import HallucinationScorer, ScoreInput
 from genai_sre.errors import ConfigError
 from genai_sre.evaluation import DatasetRow, auroc, load_dataset
-from genai_sre.events import ContextPart, Exchange
+from genai_sre.events import ContextPart
+from tests import factories
 from tests.detectors.hallucination.test_features import CONTEXT, QUESTION
 
 DATA = Path(__file__).resolve().parents[3] / "bench" / "data" / "hallucination"
@@ -88,10 +89,9 @@ def test_base_rate_per_task_shape_and_bad_values() -> None:
 def test_detector_option_reports_the_prior_it_used() -> None:
     async def run() -> dict[str, object]:
         det = HallucinationDetector(base_rate=0.02)
-        ex = Exchange(
-            id="1", started_at=0.0, provider="openai", operation="chat", route="/v1/chat/completions",
-            upstream="u", status=200, stream=False, context=(ContextPart("document", CONTEXT),),
-            question=QUESTION, answer="It was completed in 1925 by Maurice Koechlin.",
+        ex = factories.exchange(
+            context=(ContextPart("document", CONTEXT),), messages=(), question=QUESTION,
+            answer="It was completed in 1925 by Maurice Koechlin.",
         )  # fmt: skip
         try:
             return dict((await det.detect(ex))[0].attributes)
