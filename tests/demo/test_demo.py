@@ -1,6 +1,7 @@
 """The demo as `make demo` runs it, headless, from an empty directory.
 
-Traffic, detector findings, alerts with their evidence, and a postmortem draft whose facts are the alert's.
+Traffic, detector findings, the three alerts of the demo's story (grounded answers, fairness,
+availability) each in its phase with its evidence, and a postmortem draft whose facts are the alert's.
 """
 
 from __future__ import annotations
@@ -25,18 +26,19 @@ def _demo(cwd: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[
     )
 
 
-def _alert_rows(text: str) -> dict[tuple[str, str], str]:
-    """(slo, severity) -> the row of the summary's table of alerts fired, with its evidence column."""
+def _alert_rows(text: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(slo, severity) -> (when it fired with the upstream phase, evidence), from the summary's table of alerts."""
     table = text.split("burn-rate alerts fired during the run")[1].split("incidents opened")[0]
-    rows: dict[tuple[str, str], str] = {}
+    rows: dict[tuple[str, str], tuple[str, str]] = {}
     key: tuple[str, str] | None = None
     for line in table.splitlines():
         cells = [c.strip() for c in line.strip("│ ").split("│")] if line.startswith("│") else []
-        if len(cells) == 4 and cells[0]:
+        if len(cells) == 5 and cells[0]:  # SLO, severity, fired (phase), burn rate, evidence
             key = (cells[0], cells[1])
-            rows[key] = cells[3]
-        elif len(cells) == 4 and key is not None:
-            rows[key] += " " + cells[3]
+            rows[key] = (cells[2], cells[4])
+        elif len(cells) == 5 and key is not None:
+            fired, evidence = rows[key]
+            rows[key] = (f"{fired} {cells[2]}".strip(), f"{evidence} {cells[4]}")
     return rows
 
 
@@ -53,10 +55,17 @@ def test_demo_default_duration_pages_with_evidence_and_a_true_postmortem(tmp_pat
     assert re.search(r"latency\s+│ ttft\s+│ ok\s+│ \d+", text)
     assert re.search(r"hallucination\s+│ hallucination_risk\s+│ flagged\s+│ \d+", text)
     rows = _alert_rows(text)
-    availability = rows.get(("chat-availability", "page"), "")
-    assert re.search(r"\d+ bad events: status=503 x\d+", availability), rows
-    grounded = rows.get(("grounded-answers", "ticket"), "")
+    fired, availability = rows.get(("chat-availability", "page"), ("", ""))
+    assert "(outage)" in fired and re.search(r"\d+ bad events: status=503 x\d+", availability), rows
+    fired, grounded = rows.get(("grounded-answers", "ticket"), ("", ""))
+    assert "(inventing-facts)" in fired, rows
     assert re.search(r"\d+ bad events; worst [01]\.\d\d \(\w+\): risk [01]\.\d\d", grounded), rows
+    # The biased-refusals phase fires the fairness alert before it ends, with the gap and its interval.
+    fired, fairness = rows.get(("fairness", "ticket"), rows.get(("fairness", "page"), ("", "")))
+    assert "(biased-refusals)" in fired, rows
+    gap = re.search(r"refusal gap (0\.\d\d) \[(-?0\.\d\d), 0\.\d\d\] between group_b and group_a "
+                    r"\(n \d+/\d+, units of evidence \d+/\d+\)", fairness)  # fmt: skip
+    assert gap and float(gap.group(1)) > 0.2 and float(gap.group(2)) > 0, rows
     data = Path(re.search(r"data directory \(SQLite: evidence, SLO state, incidents\): (\S+)",  # type: ignore[union-attr]
                           text).group(1))
     data = data if data.is_absolute() else tmp_path / data
