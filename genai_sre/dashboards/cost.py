@@ -7,14 +7,12 @@ sidecar computes from the upstream's reported usage and the price table.
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import dashboard as dm
 
 from genai_sre.dashboards.panels import (
     RATE,
     Grid,
-    datasource_variable,
-    links,
+    base_dashboard,
     metric,
     query,
     query_variable,
@@ -39,21 +37,14 @@ def build() -> dm.Dashboard:
     cost = metric("genai_sre_cost_usd")
     tokens = metric("genai_sre_tokens")
     requests = metric("genai_sre_usage_requests")
-    d = (
-        dashboard.Dashboard("genai-sre / Cost")
-        .uid(UID)
-        .description("LLM spend and tokens per model, tenant and app, from reported usage and the price table.")
-        .tags(["genai-sre", "cost", "generated"])
-        .refresh("1m")
-        .time("now-24h", "now")
-        .timezone("utc")
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .readonly()
-        .link(links())
-        .with_variable(datasource_variable())
-        .with_variable(query_variable("model", "Model", f"{requests}, model"))
-        .with_variable(query_variable("tenant", "Tenant", f"{requests}, tenant"))
-        .with_variable(query_variable("app", "App", f"{requests}, app"))
+    d = base_dashboard(
+        "genai-sre / Cost",
+        UID,
+        "LLM spend and tokens per model, tenant and app, from reported usage and the price table.",
+        ["cost"],
+        query_variable("model", "Model", f"{requests}, model"),
+        query_variable("tenant", "Tenant", f"{requests}, tenant"),
+        query_variable("app", "App", f"{requests}, app"),
     )
     d = d.with_row(g.row("Spend"))
     d = d.with_panel(g.place(stat_panel(

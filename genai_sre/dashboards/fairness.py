@@ -6,14 +6,12 @@ Reads the gauges the bias detector exports over its sliding window
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import dashboard as dm
 
 from genai_sre.dashboards.panels import (
     RATE,
     Grid,
-    datasource_variable,
-    links,
+    base_dashboard,
     metric,
     query,
     query_variable,
@@ -31,19 +29,12 @@ def build() -> dm.Dashboard:
     g = Grid()
     disparity = metric("genai_sre_fairness_disparity")
     sel = '{attribute=~"$attribute"}'
-    d = (
-        dashboard.Dashboard("genai-sre / Fairness")
-        .uid(UID)
-        .description("Outcome gaps between groups of each sensitive attribute, and counterfactual probe results.")
-        .tags(["genai-sre", "fairness", "bias", "generated"])
-        .refresh("1m")
-        .time("now-24h", "now")
-        .timezone("utc")
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .readonly()
-        .link(links())
-        .with_variable(datasource_variable())
-        .with_variable(query_variable("attribute", "Attribute", f"{disparity}, attribute"))
+    d = base_dashboard(
+        "genai-sre / Fairness",
+        UID,
+        "Outcome gaps between groups of each sensitive attribute, and counterfactual probe results.",
+        ["fairness", "bias"],
+        query_variable("attribute", "Attribute", f"{disparity}, attribute"),
     )
     d = d.with_row(g.row("Disparity"))
     d = d.with_panel(g.place(timeseries_panel(

@@ -24,6 +24,7 @@ __all__ = [
     "RATE",
     "Grid",
     "Placeable",
+    "base_dashboard",
     "datasource_variable",
     "links",
     "metric",
@@ -75,6 +76,37 @@ def query_variable(name: str, label: str, source: str) -> dashboard.QueryVariabl
 def datasource_variable() -> dashboard.DatasourceVariable:
     """The `datasource` variable every panel reads: any Prometheus datasource, the default one first."""
     return dashboard.DatasourceVariable(DATASOURCE_VARIABLE).label("Data source").type("prometheus")
+
+
+def base_dashboard(
+    title: str,
+    uid: str,
+    description: str,
+    tags: list[str],
+    *variables: dashboard.QueryVariable,
+    refresh: str = "1m",
+    since: str = "now-24h",
+) -> dashboard.Dashboard:
+    """A genai-sre dashboard: read-only, UTC, shared crosshair, the link bar, the datasource variable, then `variables`.
+
+    `tags` come after `genai-sre` and before `generated`.
+    """
+    d = (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["genai-sre", *tags, "generated"])
+        .refresh(refresh)
+        .time(since, "now")
+        .timezone("utc")
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .readonly()
+        .link(links())
+        .with_variable(datasource_variable())
+    )
+    for v in variables:
+        d = d.with_variable(v)
+    return d
 
 
 def links() -> dashboard.DashboardLink:
@@ -161,4 +193,3 @@ def stat_panel(title: str, description: str, unit: str, *targets: prometheus.Dat
 
 def table_panel(title: str, description: str, target: prometheus.Dataquery) -> table.Panel:
     return table.Panel().title(title).description(description).datasource(PROM).with_target(target)
-

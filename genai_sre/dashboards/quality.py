@@ -8,15 +8,14 @@ detector's threshold).
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard, heatmap
+from grafana_foundation_sdk.builders import heatmap
 from grafana_foundation_sdk.models import dashboard as dm
 
 from genai_sre.dashboards.panels import (
     PROM,
     RATE,
     Grid,
-    datasource_variable,
-    links,
+    base_dashboard,
     metric,
     query,
     query_variable,
@@ -44,22 +43,16 @@ def build() -> dm.Dashboard:
     g = Grid()
     score = metric("genai_sre_evaluation_score")
     risk = f'{{gen_ai_evaluation_name="{EVALUATION}", route=~"$route", model=~"$model"}}'
-    d = (
-        dashboard.Dashboard("genai-sre / Answer quality")
-        .uid(UID)
-        .description("Hallucination risk of scored answers and how often answers are flagged, by route and model.")
-        .tags(["genai-sre", "quality", "hallucination", "generated"])
-        .refresh("1m")
-        .time("now-6h", "now")
-        .timezone("utc")
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .readonly()
-        .link(links())
-        .with_variable(datasource_variable())
-        .with_variable(query_variable("route", "Route", f"{score}_count, route"))
-        .with_variable(query_variable("model", "Model", f"{score}_count, model"))
-        .with_variable(query_variable("tenant", "Tenant", f'{metric("genai_sre_findings")}, tenant'))
-        .with_variable(query_variable("app", "App", f'{metric("genai_sre_findings")}, app'))
+    d = base_dashboard(
+        "genai-sre / Answer quality",
+        UID,
+        "Hallucination risk of scored answers and how often answers are flagged, by route and model.",
+        ["quality", "hallucination"],
+        query_variable("route", "Route", f"{score}_count, route"),
+        query_variable("model", "Model", f"{score}_count, model"),
+        query_variable("tenant", "Tenant", f'{metric("genai_sre_findings")}, tenant'),
+        query_variable("app", "App", f'{metric("genai_sre_findings")}, app'),
+        since="now-6h",
     )
     d = d.with_row(g.row("Hallucination risk"))
     d = d.with_panel(g.place(

@@ -8,14 +8,12 @@ raw SLI counter `genai_sre_slo_events_total` that every sidecar exports.
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import dashboard as dm
 
 from genai_sre.dashboards.panels import (
     RATE,
     Grid,
-    datasource_variable,
-    links,
+    base_dashboard,
     metric,
     query,
     query_variable,
@@ -43,19 +41,12 @@ def burn_rate(window: str) -> str:
 def build() -> dm.Dashboard:
     g = Grid()
     events = metric("genai_sre_slo_events")
-    d = (
-        dashboard.Dashboard("genai-sre / SLO overview")
-        .uid(UID)
-        .description("Objectives, SLIs, error budgets and multiwindow burn rates, from the generated rules.")
-        .tags(["genai-sre", "slo", "generated"])
-        .refresh("1m")
-        .time("now-24h", "now")
-        .timezone("utc")
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .readonly()
-        .link(links())
-        .with_variable(datasource_variable())
-        .with_variable(query_variable("slo", "SLO", "slo:objective:ratio, slo"))
+    d = base_dashboard(
+        "genai-sre / SLO overview",
+        UID,
+        "Objectives, SLIs, error budgets and multiwindow burn rates, from the generated rules.",
+        ["slo"],
+        query_variable("slo", "SLO", "slo:objective:ratio, slo"),
     )
     d = d.with_row(g.row("Budget"))
     d = d.with_panel(

@@ -7,14 +7,13 @@ errors and the sidecar's own overhead read the proxy's `genai_sre_*` metrics.
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
+from grafana_foundation_sdk.builders import prometheus, timeseries
 from grafana_foundation_sdk.models import dashboard as dm
 
 from genai_sre.dashboards.panels import (
     RATE,
     Grid,
-    datasource_variable,
-    links,
+    base_dashboard,
     metric,
     query,
     query_variable,
@@ -57,22 +56,17 @@ def _pct_panel(title: str, description: str, histogram: str, selector: str) -> t
 def build() -> dm.Dashboard:
     g = Grid()
     requests = metric("genai_sre_requests")
-    d = (
-        dashboard.Dashboard("genai-sre / LLM traffic")
-        .uid(UID)
-        .description("Requests, errors, latency, TTFT, tokens and the sidecar's own overhead, over every sidecar.")
-        .tags(["genai-sre", "llm", "generated"])
-        .refresh("30s")
-        .time("now-1h", "now")
-        .timezone("utc")
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .readonly()
-        .link(links())
-        .with_variable(datasource_variable())
-        .with_variable(query_variable("route", "Route", f"{requests}, route"))
-        .with_variable(query_variable("model", "Model", f"{requests}, model"))
-        .with_variable(query_variable("tenant", "Tenant", f'{metric("genai_sre_usage_requests")}, tenant'))
-        .with_variable(query_variable("app", "App", f'{metric("genai_sre_usage_requests")}, app'))
+    d = base_dashboard(
+        "genai-sre / LLM traffic",
+        UID,
+        "Requests, errors, latency, TTFT, tokens and the sidecar's own overhead, over every sidecar.",
+        ["llm"],
+        query_variable("route", "Route", f"{requests}, route"),
+        query_variable("model", "Model", f"{requests}, model"),
+        query_variable("tenant", "Tenant", f'{metric("genai_sre_usage_requests")}, tenant'),
+        query_variable("app", "App", f'{metric("genai_sre_usage_requests")}, app'),
+        refresh="30s",
+        since="now-1h",
     )
     d = d.with_row(g.row("Requests"))
     d = d.with_panel(g.place(timeseries_panel(
