@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from detectors.bias.answer_drift import AnswerDrift, DriftResult, EmbeddingDrift
 from detectors.bias.background import BackgroundJob
@@ -57,7 +57,6 @@ from detectors.bias.units import ClusterMoments, UnitTracker, design_effects, un
 from detectors.bias.window import CONTINUOUS, BucketedTallies, Grouped, Tally, encode
 from detectors.common.embedding import Embedder, load_embedder
 from detectors.common.refusal import DEFAULT_PATTERNS, RefusalClassifier
-from genai_sre.config import LabelsConfig
 from genai_sre.detection.base import BaseDetector, DetectorContext
 from genai_sre.errors import ConfigError
 from genai_sre.events import Evaluation, Exchange, Finding
@@ -81,13 +80,23 @@ class MetricState:
     window_s: float = 0.0
 
 
+class GroupLabels(Protocol):
+    """What `idle_reason` reads of the sidecar's `labels:` settings."""
+
+    @property
+    def group_headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def group_metadata(self) -> tuple[str, ...]: ...
+
+
 class BiasDetector(BaseDetector):
     """Fairness monitoring across user groups. Options: `BiasConfig` keys."""
 
     finding_names = ("fairness_disparity", "outcome_drift", "embedding_drift")
 
     @staticmethod
-    def idle_reason(labels: LabelsConfig, options: Mapping[str, Any]) -> str | None:
+    def idle_reason(labels: GroupLabels, options: Mapping[str, Any]) -> str | None:
         """Why this detector would report nothing with these settings (None when it can report)."""
         groups = options.get("groups")
         inferred = isinstance(groups, Mapping) and bool(groups.get("infer"))
