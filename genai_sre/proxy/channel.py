@@ -1,8 +1,10 @@
 """Proxy worker ⇄ agent: captures, counters and fail-over over a Unix socket that never makes a worker wait.
 
 Frames are a 4-byte big-endian length and a pickle of one message. Worker to
-agent: `("capture", values)` (a `Capture` as a tuple of plain values: pickling
-the dataclass itself costs ten times as much), `("stats", worker_id, state,
+agent: `("captures", [values, ...])` (each `Capture` as a tuple of plain values:
+pickling the dataclass itself costs ten times as much; a worker collects the
+captures of up to `BATCH_DELAY_S` and sends them in one frame and one write, off
+the path of the next request), `("stats", worker_id, state,
 Snapshot)` and `("event", worker_id, FailoverEvent)` (a breaker opened or
 closed). Agent to worker: `("failover", {upstream: reason})`, the upstreams an
 SLO page holds failed over, sent to every worker on each change and to a
@@ -40,6 +42,9 @@ logger = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 MAX_FRAME = 64 << 20
 MAX_PENDING_EVENTS = 256  # fail-over events kept while the agent is unreachable
+BATCH_DELAY_S = 0.002  # captures wait at most this long to share a frame and a write
+MAX_BATCH = 64  # captures per frame at most
+MAX_BATCH_BYTES = 1 << 20  # body bytes per frame at most (a single larger capture goes alone)
 
 
 class _Frames:
@@ -120,7 +125,10 @@ class Intake:
 
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "capture":
+        if kind == "captures":
+            for values in message[1]:
+                self.on_capture(decode_capture(values))
+        elif kind == "capture":
             self.on_capture(decode_capture(message[1]))
         elif kind == "stats":
             self.on_stats(message[1], message[2], message[3])
@@ -156,6 +164,9 @@ class ChannelClient:
         self.on_control: Callable[[tuple[Any, ...]], None] | None = None  # messages from the agent
         self.on_connected: Callable[[], list[FailoverEvent]] | None = None  # state to report again on connect
         self._pending: deque[FailoverEvent] = deque(maxlen=MAX_PENDING_EVENTS)
+        self._batch: list[Capture] = []  # offered, not yet written (see BATCH_DELAY_S)
+        self._batch_bytes = 0
+        self._flush_at: asyncio.TimerHandle | None = None
         self._proto: _ClientProtocol | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._closed = False
@@ -226,7 +237,22 @@ class ChannelClient:
         if transport.get_write_buffer_size() > self.max_buffer:
             self.stats.inc("genai_sre_proxy_captures_dropped", ("channel_full",))
             return False
-        return self._write(("capture", encode_capture(capture)))
+        self._batch.append(capture)
+        self._batch_bytes += len(capture.request_body) + len(capture.response_body)
+        if len(self._batch) >= MAX_BATCH or self._batch_bytes >= MAX_BATCH_BYTES:
+            self.flush()
+        elif self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(BATCH_DELAY_S, self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Write the offered captures as one frame (a lost connection drops them, counted)."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        if batch and not self._write(("captures", [encode_capture(c) for c in batch])):
+            self.stats.inc("genai_sre_proxy_captures_dropped", ("agent_unavailable",), len(batch))
 
     def send_stats(self, state: str) -> bool:
         """Counters get through unless the agent has stopped reading (they are cumulative: the next one will)."""
@@ -237,6 +263,7 @@ class ChannelClient:
         return self._write(("stats", self.worker_id, state, self.stats.snapshot()))
 
     async def aclose(self) -> None:
+        self.flush()
         self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()

@@ -60,3 +60,42 @@ def test_captures_and_counters_reach_the_agent() -> None:
         await client.aclose()
 
     asyncio.run(main())
+
+
+def test_captures_offered_together_share_frames_in_order_and_close_flushes_them() -> None:
+    got: list[str] = []
+    frames: list[int] = []
+
+    class Counting(Intake):
+        def handle(self, message: tuple[object, ...]) -> None:
+            if message[0] == "captures":
+                frames.append(len(message[1]))  # type: ignore[arg-type]
+            super().handle(message)
+
+    async def main() -> None:
+        path = str(Path(tempfile.mkdtemp()) / "agent.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen()
+        server = ChannelServer(Counting(lambda c: got.append(c.id) is None, lambda w, s, snap: None))
+        await server.start(listener)
+        client = ChannelClient(path, "0-1", ProxyStats())
+        client.start()
+        for _ in range(100):
+            if client.connected:
+                break
+            await asyncio.sleep(0.01)
+        for i in range(150):  # one loop turn: batches of at most MAX_BATCH (64)
+            assert client.offer(capture(id=f"c{i}"))
+        await asyncio.sleep(0.05)
+        assert client.offer(capture(id="last"))
+        await client.aclose()  # before the batch delay: closing writes what waits
+        for _ in range(100):
+            if len(got) == 151:
+                break
+            await asyncio.sleep(0.01)
+        await server.aclose()
+
+    asyncio.run(main())
+    assert got == [f"c{i}" for i in range(150)] + ["last"]
+    assert frames == [64, 64, 22, 1]
