@@ -94,8 +94,11 @@ def exchange(item: ScoreInput, i: int) -> Exchange:
     )  # fmt: skip
 
 
-async def open_loop(items: list[ScoreInput], rate: float, seconds: float) -> None:
-    det = HallucinationDetector()
+async def open_loop(
+    items: list[ScoreInput], rate: float, seconds: float, label: str = "detector", **options: object
+) -> None:
+    """`detect()` latency at a fixed arrival rate, with the detector built from `options`."""
+    det = HallucinationDetector(**options)
     await det.detect(exchange(items[0], 0))
     latencies: list[float] = []
 
@@ -112,7 +115,7 @@ async def open_loop(items: list[ScoreInput], rate: float, seconds: float) -> Non
     await asyncio.gather(*tasks)
     await det.aclose()
     print(
-        f"detector at {rate:.0f} answers/s for {seconds:.0f} s: p50 {statistics.median(latencies):.1f} ms, "
+        f"{label} at {rate:.0f} answers/s for {seconds:.0f} s: p50 {statistics.median(latencies):.1f} ms, "
         f"p99 {pct(latencies, 99):.1f} ms, max {max(latencies):.1f} ms"
     )
 
@@ -228,29 +231,6 @@ def cross_encoder_speed(items: list[ScoreInput], path: str | None) -> None:
     )
 
 
-async def open_loop_cascade(items: list[ScoreInput], path: str | None, rate: float, seconds: float) -> None:
-    det = HallucinationDetector(cross_encoder="cascade", cross_encoder_path=path)
-    await det.detect(exchange(items[0], 0))
-    latencies: list[float] = []
-
-    async def one(i: int) -> None:
-        t = time.perf_counter()
-        await det.detect(exchange(items[i % len(items)], i))
-        latencies.append((time.perf_counter() - t) * 1000)
-
-    tasks = []
-    start = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*tasks)
-    await det.aclose()
-    print(
-        f"detector with the cascade at {rate:.0f} answers/s for {seconds:.0f} s: p50 "
-        f"{statistics.median(latencies):.1f} ms, p99 {pct(latencies, 99):.1f} ms, max {max(latencies):.1f} ms"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=400, help="answers in the workload (default 400)")
@@ -262,7 +242,16 @@ def main() -> None:
     )
     if args.cross_encoder:
         cross_encoder_speed(workload(args.n, "cross"), args.cross_encoder_path)
-        asyncio.run(open_loop_cascade(workload(args.n, "cascade-open"), args.cross_encoder_path, 10, 10))
+        asyncio.run(
+            open_loop(
+                workload(args.n, "cascade-open"),
+                10,
+                10,
+                "detector with the cascade",
+                cross_encoder="cascade",
+                cross_encoder_path=args.cross_encoder_path,
+            )
+        )
         return
     items = workload(args.n, "scorer")
     scorer_throughput(items)

@@ -125,6 +125,15 @@ def secure_file(path: Path) -> None:
         raise StorageError(f"cannot create database file {str(path)!r}: {exc}") from exc
 
 
+def _refuse_newer(description: str, store: str, version: int, target: int) -> None:
+    """A database migrated by a newer genai-sre is left alone: downgrading it would lose data."""
+    if version > target:
+        raise StorageError(
+            f"{description}: {store} schema version {version} is newer than this genai-sre knows "
+            f"({target}); upgrade genai-sre"
+        )
+
+
 def _split(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
@@ -275,11 +284,7 @@ class SQLiteDatabase:
         with self.write() as tx:
             row = tx.one("PRAGMA user_version")
             version = int(next(iter(row.values()))) if row else 0
-            if version > target:
-                raise StorageError(
-                    f"{self.description}: {store} schema version {version} is newer than this genai-sre knows "
-                    f"({target}); upgrade genai-sre"
-                )
+            _refuse_newer(self.description, store, version, target)
             for step in range(version, target):
                 for statement in _split(migrations[step]):
                     tx.execute(statement)
@@ -417,11 +422,7 @@ class PostgresDatabase:
             )
             row = conn.execute("SELECT version FROM genai_sre_schema WHERE store = %s", (store,)).fetchone()
             version = int(row["version"]) if row else 0
-            if version > target:
-                raise StorageError(
-                    f"{self.description}: {store} schema version {version} is newer than this genai-sre knows "
-                    f"({target}); upgrade genai-sre"
-                )
+            _refuse_newer(self.description, store, version, target)
             for step in range(version, target):
                 for statement in _split(migrations[step]):
                     conn.execute(statement)
