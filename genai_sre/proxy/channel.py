@@ -128,8 +128,6 @@ class Intake:
         if kind == "captures":
             for values in message[1]:
                 self.on_capture(decode_capture(values))
-        elif kind == "capture":
-            self.on_capture(decode_capture(message[1]))
         elif kind == "stats":
             self.on_stats(message[1], message[2], message[3])
         elif kind == "event" and self.on_event is not None:
